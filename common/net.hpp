@@ -1,0 +1,61 @@
+#pragma once
+// Socket addresses and the few blocking-with-deadline socket calls every role needs.
+// Nothing here allocates except the functions that return strings or vectors, which are
+// only used at start-up, in the health checker and in logs, never per read.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+
+namespace sluice::net {
+
+// "host:port" as written in the config: a host name or IP literal (IPv6 inside brackets).
+struct HostPort {
+    std::string host;
+    uint16_t port = 0;
+
+    std::string to_string() const;  // brackets IPv6 literals again
+    bool operator==(const HostPort&) const = default;
+};
+
+// Parses "host:port" / "[v6]:port". Returns an empty string on success, else what is wrong.
+std::string parse_host_port(std::string_view text, HostPort& out);
+
+// A resolved IPv4 or IPv6 socket address.
+struct Endpoint {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+
+    const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    int family() const { return storage.ss_family; }
+    bool valid() const { return length != 0; }
+    std::string to_string() const;  // "1.2.3.4:80" or "[::1]:80"
+    bool operator==(const Endpoint& other) const;
+};
+
+// Resolves a host name or literal (getaddrinfo; blocking, so never on the connection path).
+// Returns the addresses in resolver order, without duplicates; on failure an empty vector and
+// the resolver's message in `error`.
+std::vector<Endpoint> resolve(const HostPort& target, std::string& error);
+
+// Creates a listening TCP socket (SO_REUSEADDR, close-on-exec, blocking) bound to `where`,
+// which must be an IP literal or resolve to one. Throws std::system_error on failure.
+UniqueFd listen_tcp(const HostPort& where, int backlog);
+
+// Connects a non-blocking socket to `to`, waiting at most `timeout`. On success returns the
+// connected (still non-blocking) socket; on failure an invalid fd and errno set
+// (ETIMEDOUT when the deadline passed).
+UniqueFd connect_with_timeout(const Endpoint& to, std::chrono::milliseconds timeout);
+
+// The local or peer address of a socket, for logs and tests.
+Endpoint local_endpoint(int fd);
+Endpoint peer_endpoint(int fd);
+
+}  // namespace sluice::net

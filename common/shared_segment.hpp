@@ -1,0 +1,27 @@
+#pragma once
+// Owns one anonymous shared mapping holding a SharedTable. Created by the master before any
+// fork (children inherit the mapping at the same address) and before any thread exists.
+
+#include <boost/interprocess/mapped_region.hpp>
+
+#include "common/shared_table.hpp"
+
+namespace sluice {
+
+class SharedSegment {
+public:
+    // Maps a fresh zeroed segment and constructs the table in it. Throws on failure.
+    SharedSegment();
+    SharedSegment(SharedSegment&&) = default;
+    SharedSegment& operator=(SharedSegment&&) = default;
+    ~SharedSegment();
+
+    SharedTable& table() { return *table_; }
+    const SharedTable& table() const { return *table_; }
+
+private:
+    boost::interprocess::mapped_region region_;
+    SharedTable* table_ = nullptr;
+};
+
+}  // namespace sluice

@@ -1,0 +1,52 @@
+#include "common/shared_table.hpp"
+
+#include <cstring>
+
+namespace sluice {
+
+const char* down_reason_name(DownReason reason) {
+    switch (reason) {
+        case DownReason::none: return "none";
+        case DownReason::refused: return "connection refused";
+        case DownReason::timeout: return "timeout";
+        case DownReason::bad_status: return "bad status";
+        case DownReason::malformed: return "malformed reply";
+        case DownReason::unresolved: return "unresolved";
+        case DownReason::unreachable: return "unreachable";
+        case DownReason::reset: return "connection reset";
+        case DownReason::error: return "error";
+    }
+    return "unknown";
+}
+
+void TargetSlot::store_address(const net::Endpoint& ep) {
+    uint64_t words[kAddressWords] = {};
+    std::memcpy(words, &ep.storage, std::min<size_t>(ep.length, 8 * (kAddressWords - 1)));
+    words[kAddressWords - 1] = ep.length;
+    const uint64_t seq = address_seq.load(std::memory_order_relaxed);
+    address_seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (size_t i = 0; i < kAddressWords; ++i)
+        address_words[i].store(words[i], std::memory_order_relaxed);
+    address_seq.store(seq + 2, std::memory_order_release);
+}
+
+bool TargetSlot::load_address(net::Endpoint& out) const {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const uint64_t before = address_seq.load(std::memory_order_acquire);
+        if (before & 1) continue;
+        uint64_t words[kAddressWords];
+        for (size_t i = 0; i < kAddressWords; ++i)
+            words[i] = address_words[i].load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (address_seq.load(std::memory_order_relaxed) != before) continue;
+        const uint64_t length = words[kAddressWords - 1];
+        if (length == 0 || length > sizeof out.storage) return false;
+        std::memcpy(&out.storage, words, 8 * (kAddressWords - 1));
+        out.length = static_cast<socklen_t>(length);
+        return true;
+    }
+    return false;
+}
+
+}  // namespace sluice

@@ -1,0 +1,46 @@
+#pragma once
+// The configuration as plain structs: what the loader produces and every role reads.
+// No toml types past conf/loader.cpp. Defaults here are the documented defaults
+// (docs/configuration.md has one entry per key).
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/net.hpp"
+
+namespace sluice {
+
+using Millis = std::chrono::milliseconds;
+
+struct TargetConfig {
+    std::string address;                // as written, e.g. "http-api-1:8001"; the target's name
+    net::HostPort host_port;            // parsed from `address`
+    std::string health_check_endpoint;  // empty: the check is a plain TCP connect
+    int line = 0;                       // where the target is defined, for messages
+};
+
+struct HealthCheckConfig {
+    Millis interval{5000};
+    Millis timeout{1000};
+};
+
+struct Config {
+    std::string source;  // the file it was read from
+    net::HostPort listen{"0.0.0.0", 80};
+    std::optional<unsigned> workers;  // unset: the command line or the number of CPUs decides
+    Millis connect_timeout{2000};
+    HealthCheckConfig health_check;
+    std::vector<TargetConfig> targets;
+};
+
+// A config that cannot be used. what() is ready to print: "FILE:LINE: what is wrong", then
+// the offending line of the file.
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+}  // namespace sluice

@@ -1,0 +1,204 @@
+#include "conf/loader.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+#include "conf/duration.hpp"
+
+namespace sluice {
+namespace {
+
+using Value = toml::value;
+
+// Formats "FILE:LINE: message" followed by the offending line, as toml11 underlines it.
+[[noreturn]] void fail(const std::string& file, const Value& at, const std::string& message) {
+    const auto loc = at.location();
+    std::ostringstream out;
+    out << file << ":" << loc.line() << ": " << message << "\n"
+        << toml::format_error("", at, "here");
+    throw ConfigError(out.str());
+}
+
+[[noreturn]] void fail_at_line(const std::string& file, unsigned line, const std::string& message) {
+    throw ConfigError(file + ":" + std::to_string(line) + ": " + message + "\n");
+}
+
+std::string type_name(const Value& v) {
+    switch (v.type()) {
+        case toml::value_t::boolean: return "a boolean";
+        case toml::value_t::integer: return "an integer";
+        case toml::value_t::floating: return "a float";
+        case toml::value_t::string: return "a string";
+        case toml::value_t::offset_datetime:
+        case toml::value_t::local_datetime:
+        case toml::value_t::local_date:
+        case toml::value_t::local_time: return "a date or time";
+        case toml::value_t::array: return "an array";
+        case toml::value_t::table: return "a table";
+        default: return "empty";
+    }
+}
+
+// Walks one table: rejects keys it does not know, type-checks the ones it does.
+class TableReader {
+public:
+    TableReader(const std::string& file, const Value& table, std::string where,
+                std::set<std::string> known)
+        : file_(file), table_(table), where_(std::move(where)) {
+        for (const auto& [key, value] : table.as_table()) {
+            if (known.count(key) == 0) {
+                std::string list;
+                for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+                fail(file, value,
+                     "unknown key \"" + key + "\" in " + where_ + " (known keys: " + list + ")");
+            }
+        }
+    }
+
+    const Value* find(const std::string& key) const {
+        const auto& t = table_.as_table();
+        const auto it = t.find(key);
+        return it == t.end() ? nullptr : &it->second;
+    }
+
+    // The string under `key`, or nullptr when absent. A value of another type is an error.
+    const std::string* string(const std::string& key) const {
+        const Value* v = find(key);
+        if (v == nullptr) return nullptr;
+        if (!v->is_string())
+            fail(file_, *v, "\"" + key + "\" must be a string, found " + type_name(*v));
+        return &v->as_string().str;
+    }
+
+    // A duration under `key` ("250ms", "5s"), left unchanged when absent.
+    void duration(const std::string& key, Millis& out, Millis minimum) const {
+        const std::string* text = string(key);
+        if (text == nullptr) return;
+        const std::string error = parse_duration(*text, out);
+        if (!error.empty()) fail(file_, *find(key), "\"" + key + "\": " + error);
+        if (out < minimum)
+            fail(file_, *find(key),
+                 "\"" + key + "\" must be at least " + std::to_string(minimum.count()) + "ms");
+    }
+
+    const std::string& file() const { return file_; }
+
+private:
+    const std::string& file_;
+    const Value& table_;
+    std::string where_;
+};
+
+net::HostPort host_port(const TableReader& reader, const std::string& key,
+                        const std::string& text) {
+    net::HostPort out;
+    const std::string error = net::parse_host_port(text, out);
+    if (!error.empty())
+        fail(reader.file(), *reader.find(key), "\"" + key + "\" = \"" + text + "\": " + error);
+    return out;
+}
+
+void read_health_check(const std::string& file, const Value& v, HealthCheckConfig& out) {
+    if (!v.is_table()) fail(file, v, "\"health_check\" must be a table, found " + type_name(v));
+    const TableReader reader(file, v, "[health_check]", {"interval", "timeout"});
+    reader.duration("interval", out.interval, Millis(10));
+    reader.duration("timeout", out.timeout, Millis(1));
+}
+
+TargetConfig read_target(const std::string& file, const Value& v, size_t number) {
+    const std::string where = "[[targets]] #" + std::to_string(number);
+    if (!v.is_table()) fail(file, v, where + " must be a table, found " + type_name(v));
+    const TableReader reader(file, v, where, {"address", "health_check_endpoint"});
+    TargetConfig target;
+    target.line = static_cast<int>(v.location().line());
+    const std::string* address = reader.string("address");
+    if (address == nullptr) fail(file, v, where + " has no \"address\" (HOST:PORT)");
+    target.address = *address;
+    target.host_port = host_port(reader, "address", *address);
+    target.line = static_cast<int>(reader.find("address")->location().line());
+    if (const std::string* endpoint = reader.string("health_check_endpoint")) {
+        if (endpoint->empty() || endpoint->front() != '/')
+            fail(file, *reader.find("health_check_endpoint"),
+                 "\"health_check_endpoint\" must be a path starting with '/'");
+        for (char c : *endpoint) {
+            if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+                fail(file, *reader.find("health_check_endpoint"),
+                     "\"health_check_endpoint\" must not contain spaces or control characters");
+        }
+        target.health_check_endpoint = *endpoint;
+    }
+    return target;
+}
+
+Config build(const Value& root, const std::string& file) {
+    Config config;
+    config.source = file;
+    const TableReader reader(file, root, "the top level",
+                             {"listen", "workers", "connect_timeout", "health_check", "targets"});
+    if (const std::string* listen = reader.string("listen"))
+        config.listen = host_port(reader, "listen", *listen);
+    if (const Value* workers = reader.find("workers")) {
+        if (!workers->is_integer())
+            fail(file, *workers, "\"workers\" must be an integer, found " + type_name(*workers));
+        const auto n = workers->as_integer();
+        if (n < 1 || n > 1024) fail(file, *workers, "\"workers\" must be between 1 and 1024");
+        config.workers = static_cast<unsigned>(n);
+    }
+    reader.duration("connect_timeout", config.connect_timeout, Millis(1));
+    if (const Value* health = reader.find("health_check"))
+        read_health_check(file, *health, config.health_check);
+
+    const Value* targets = reader.find("targets");
+    if (targets == nullptr)
+        fail_at_line(file, 1, "no targets: add at least one [[targets]] table with an address");
+    if (!targets->is_array())
+        fail(file, *targets, "\"targets\" must be an array of tables ([[targets]])");
+    const auto& list = targets->as_array();
+    if (list.empty()) fail(file, *targets, "no targets: \"targets\" is empty");
+    if (list.size() > 256) fail(file, *targets, "too many targets (at most 256)");
+    std::map<std::string, int> seen;  // normalised address -> line
+    for (size_t i = 0; i < list.size(); ++i) {
+        TargetConfig target = read_target(file, list[i], i + 1);
+        std::string key = target.host_port.to_string();
+        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const auto [it, inserted] = seen.emplace(key, target.line);
+        if (!inserted)
+            fail(file, list[i].as_table().at("address"),
+                 "duplicate target \"" + target.address + "\" (first defined at line " +
+                     std::to_string(it->second) + ")");
+        config.targets.push_back(std::move(target));
+    }
+    return config;
+}
+
+}  // namespace
+
+Config parse_config(const std::string& text, const std::string& name) {
+    std::istringstream stream(text);
+    Value root;
+    try {
+        root = toml::parse(stream, name);
+    } catch (const toml::syntax_error& e) {
+        // toml11 already formats the location; lead with FILE:LINE like every other error.
+        throw ConfigError(name + ":" + std::to_string(e.location().line()) +
+                          ": TOML syntax error\n" + e.what());
+    } catch (const std::exception& e) {
+        throw ConfigError(name + ":1: cannot parse: " + e.what());
+    }
+    return build(root, name);
+}
+
+Config load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str(), path);
+}
+
+}  // namespace sluice

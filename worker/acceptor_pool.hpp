@@ -1,0 +1,70 @@
+#pragma once
+// The threads of one worker process. Each idle thread blocks in accept() on the shared
+// listening socket itself and then serves the connection it accepted (leader/follower: no
+// hand-off, so no extra wake-up per connection). When the last idle thread takes a
+// connection it starts another, up to a cap; a thread that finds enough idle peers after a
+// connection retires, so the pool shrinks after a peak.
+//
+// Stopping: accept() is woken by a signal (SIGUSR1, handled without SA_RESTART). A flag set
+// before the signal could be missed by a thread about to enter accept(), so the stopper keeps
+// signalling until no thread is left in the accept path.
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <set>
+
+#include "worker/connection.hpp"
+
+namespace sluice::worker {
+
+struct PoolLimits {
+    size_t max_threads = 1024;  // connections served at once by this process
+    size_t initial_threads = 4;
+    size_t max_idle = 16;  // idle threads kept after a peak
+    size_t stack_size = 256 * 1024;
+};
+
+class AcceptorPool {
+public:
+    using Handler = std::function<void(int client, ThreadBuffers& buffers)>;
+
+    AcceptorPool(int listen_fd, PoolLimits limits, Handler handler);
+    AcceptorPool(const AcceptorPool&) = delete;
+    AcceptorPool& operator=(const AcceptorPool&) = delete;
+
+    // Installs the wake-up signal handler (once per process) and starts the initial threads.
+    void start();
+
+    // Returns once no thread is in accept() any more and none will enter it again.
+    // Connections being served go on.
+    void stop_accepting();
+
+    // Connections being served right now.
+    size_t active() const { return active_.load(); }
+
+private:
+    static void* thread_main(void* self);
+    void run_thread();
+    bool spawn();
+    void accept_failed(int error);
+
+    const int listen_fd_;
+    const PoolLimits limits_;
+    const Handler handler_;
+
+    std::atomic<bool> stopping_{false};
+    std::atomic<size_t> threads_{0};    // live pool threads
+    std::atomic<size_t> idle_{0};       // threads between connections
+    std::atomic<size_t> accepting_{0};  // threads in the accept path (checked by the stopper)
+    std::atomic<size_t> active_{0};
+    std::atomic<int64_t> last_accept_error_log_{0};
+
+    std::mutex registry_mutex_;  // process-local; taken per thread start/exit, never per read
+    std::set<pthread_t> registry_;
+};
+
+}  // namespace sluice::worker

@@ -1,0 +1,31 @@
+#pragma once
+// Relays bytes between a client and a target in both directions on the calling thread,
+// until both directions are finished. One thread per connection, poll() on both sockets:
+// no heap allocation, the two buffers belong to the calling thread.
+//
+// Half-close: when one side ends its sending (EOF), the other side's write is shut down and
+// the opposite direction keeps going. A reset or error on either side ends the connection
+// at once, and the other side gets a reset too (so it learns the exchange was cut).
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sluice::worker {
+
+enum class RelayEnd {
+    completed,     // both sides finished sending, all bytes delivered
+    client_error,  // the client reset or failed
+    target_error,  // the target reset or failed
+};
+
+struct RelayResult {
+    RelayEnd end = RelayEnd::completed;
+    uint64_t bytes_to_target = 0;
+    uint64_t bytes_to_client = 0;
+};
+
+// Both sockets must be non-blocking. The caller still owns and closes them.
+RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
+                  size_t buffer_size);
+
+}  // namespace sluice::worker
