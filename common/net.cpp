@@ -50,9 +50,10 @@ std::string parse_host_port(std::string_view text, HostPort& out) {
     unsigned value = 0;
     const auto* end = port.data() + port.size();
     const auto [ptr, ec] = std::from_chars(port.data(), end, value);
-    if (port.empty() || ec != std::errc() || ptr != end)
+    const bool digits_only = !port.empty() && ptr == end;
+    if (!digits_only || (ec != std::errc() && ec != std::errc::result_out_of_range))
         return "port '" + std::string(port) + "' is not a number";
-    if (value == 0 || value > 65535)
+    if (ec == std::errc::result_out_of_range || value == 0 || value > 65535)
         return "port " + std::string(port) + " is out of range (1-65535)";
     out.host = std::string(host);
     out.port = static_cast<uint16_t>(value);

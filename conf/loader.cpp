@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -194,10 +195,14 @@ Config parse_config(const std::string& text, const std::string& name) {
 }
 
 Config load_config(const std::string& path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw ConfigError(path + ": cannot read: it is a directory\n");
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno));
+    if (!in) throw ConfigError(path + ": cannot open: " + std::strerror(errno) + "\n");
     std::ostringstream text;
     text << in.rdbuf();
+    if (in.bad()) throw ConfigError(path + ": cannot read: " + std::strerror(errno) + "\n");
     return parse_config(text.str(), path);
 }
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sluice needs to build and test. Idempotent: skips apt-get when
+# everything is already installed. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkgconf
+  libboost-dev libboost-program-options-dev
+  libtoml11-dev
+  libgtest-dev libgmock-dev
+  curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq "${missing[@]}"
+fi

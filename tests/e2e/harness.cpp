@@ -1,0 +1,214 @@
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::test {
+
+using Clock = std::chrono::steady_clock;
+
+uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        throw std::runtime_error("free_port: " + std::string(std::strerror(errno)));
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        if (condition()) return true;
+        if (Clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(10ms);
+    }
+}
+
+TempDir::TempDir() {
+    char pattern[] = "/tmp/sluice-test-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& content) const {
+    const std::string file = path_ + "/" + name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+namespace {
+pid_t spawn(const std::vector<std::string>& argv, int output_fd) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        ::dup2(output_fd, STDOUT_FILENO);
+        ::dup2(output_fd, STDERR_FILENO);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::execv(args[0], args.data());
+        _exit(127);
+    }
+    return pid;
+}
+}  // namespace
+
+Process::Process(std::vector<std::string> argv, std::string log_path)
+    : log_path_(std::move(log_path)) {
+    const int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open " + log_path_);
+    pid_ = spawn(argv, fd);
+    ::close(fd);
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+}
+
+Process::~Process() {
+    if (!running()) return;
+    signal(SIGTERM);
+    if (wait_exit(5s) == -1) {
+        ::kill(pid_, SIGKILL);
+        wait_exit(5s);
+    }
+}
+
+void Process::signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int Process::wait_exit(std::chrono::milliseconds timeout) {
+    wait_until([this] { return !running(); }, timeout);
+    return running() ? -1 : status_;
+}
+
+bool Process::running() {
+    if (status_ != -1) return false;
+    int status = 0;
+    const pid_t rc = ::waitpid(pid_, &status, WNOHANG);
+    if (rc == pid_) {
+        status_ = status;
+        return false;
+    }
+    return rc == 0;
+}
+
+CommandResult run_command(std::vector<std::string> argv, std::chrono::milliseconds timeout) {
+    char name[] = "/tmp/sluice-cmd-XXXXXX";
+    const int fd = ::mkstemp(name);
+    CommandResult result;
+    const pid_t pid = spawn(argv, fd);
+    ::close(fd);
+    int status = 0;
+    const bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    if (!exited) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    result.exit_code = exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    result.output = read_file(name);
+    ::unlink(name);
+    return result;
+}
+
+HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
+                       const std::string& body, std::chrono::milliseconds timeout) {
+    HttpReply reply;
+    const auto deadline = Clock::now() + timeout;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return reply;
+    }
+    std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    if (!body.empty())
+        request += "Content-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n";
+    request += "Connection: close\r\n\r\n" + body;
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
+        ::close(fd);
+        return reply;
+    }
+    char buffer[4096];
+    while (Clock::now() < deadline) {
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        reply.raw.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    const auto head_end = reply.raw.find("\r\n\r\n");
+    if (reply.raw.compare(0, 9, "HTTP/1.1 ") != 0 || head_end == std::string::npos) return reply;
+    reply.status = std::atoi(reply.raw.c_str() + 9);
+    const std::string head = reply.raw.substr(0, head_end);
+    const auto at = head.find("\r\nX-Instance: ");
+    if (at != std::string::npos) {
+        const auto start = at + 14;
+        reply.instance = head.substr(start, head.find("\r\n", start) - start);
+    }
+    reply.body = reply.raw.substr(head_end + 4);
+    reply.ok = true;
+    return reply;
+}
+
+std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    const std::string base = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(base, ec)) {
+        std::istringstream in(read_file(task.path().string() + "/children"));
+        pid_t child;
+        while (in >> child) out.push_back(child);
+    }
+    return out;
+}
+
+bool pid_alive(pid_t pid) {
+    // A zombie still exists but runs no more; it counts as gone.
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    if (stat.empty()) return false;
+    const auto close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+}  // namespace sluice::test

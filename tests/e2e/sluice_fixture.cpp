@@ -1,0 +1,65 @@
+#include "sluice_fixture.hpp"
+
+#include <signal.h>
+
+namespace sluice::test {
+
+void SluiceTest::start_backends(int count) {
+    for (int i = 1; i <= count; ++i) {
+        Backend backend;
+        backend.name = "api-" + std::to_string(i);
+        backend.port = free_port();
+        backends_.push_back(std::move(backend));
+        start_backend(backends_.back());
+    }
+}
+
+void SluiceTest::start_backend(Backend& backend) {
+    backend.process = std::make_unique<Process>(
+        std::vector<std::string>{SPELLS_API_BIN, "--host", "127.0.0.1", "--port",
+                                 std::to_string(backend.port), "--name", backend.name},
+        dir_.path() + "/" + backend.name + ".log");
+    ASSERT_TRUE(wait_until(
+        [&] { return http_request(backend.port, "GET", "/healthz", "", 500ms).status == 200; },
+        5s))
+        << backend.name << " did not start: " << backend.process->log();
+}
+
+void SluiceTest::stop_backend(Backend& backend) {
+    backend.process->signal(SIGKILL);
+    ASSERT_NE(backend.process->wait_exit(5s), -1);
+}
+
+std::string SluiceTest::config_text() const {
+    std::string text = "listen = \"127.0.0.1:" + std::to_string(port_) +
+                       "\"\n\n[health_check]\ninterval = \"" +
+                       std::to_string(kHealthInterval.count()) + "ms\"\ntimeout = \"" +
+                       std::to_string(kHealthTimeout.count()) + "ms\"\n";
+    for (const Backend& b : backends_) {
+        text += "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(b.port) +
+                "\"\nhealth_check_endpoint = \"/healthz\"\n";
+    }
+    return text;
+}
+
+void SluiceTest::start_sluice(int workers) {
+    port_ = free_port();
+    config_path_ = dir_.write("sluice.toml", config_text());
+    sluice_ = std::make_unique<Process>(
+        std::vector<std::string>{SLUICE_BIN, "--config", config_path_, "--workers",
+                                 std::to_string(workers)},
+        dir_.path() + "/sluice.log");
+    ASSERT_TRUE(wait_until([&] { return get("/healthz").status == 200; }, 5s))
+        << "sluice did not serve: " << sluice_->log();
+}
+
+std::map<std::string, int> SluiceTest::spread(int n) {
+    std::map<std::string, int> served;
+    for (int i = 0; i < n; ++i) {
+        const HttpReply reply = get();
+        ++served[reply.status == 200 ? reply.instance : ""];
+    }
+    return served;
+}
+
+}  // namespace sluice::test

@@ -1,0 +1,50 @@
+#pragma once
+// A running sluice in front of spells-api backends, all on free loopback ports, with a short
+// health interval; torn down (every process stopped) at the end of each test.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace sluice::test {
+
+inline constexpr auto kHealthInterval = 200ms;
+inline constexpr auto kHealthTimeout = 200ms;
+
+struct Backend {
+    std::string name;
+    uint16_t port = 0;
+    std::unique_ptr<Process> process;
+};
+
+class SluiceTest : public ::testing::Test {
+protected:
+    // Starts `count` backends named api-1..api-N and waits until each answers /healthz.
+    void start_backends(int count);
+    void start_backend(Backend& backend);
+    void stop_backend(Backend& backend);
+
+    // The config text for the running backends (the seed's shape, short intervals).
+    std::string config_text() const;
+    // Starts sluice on a free port with `workers` workers; waits until it serves a request.
+    void start_sluice(int workers);
+
+    HttpReply get(const std::string& path = "/api/spells") {
+        return http_request(port_, "GET", path);
+    }
+    // Sends `n` sequential requests; how many each instance served ("" for failures).
+    std::map<std::string, int> spread(int n);
+
+    TempDir dir_;
+    std::vector<Backend> backends_;
+    std::unique_ptr<Process> sluice_;
+    uint16_t port_ = 0;
+    std::string config_path_;
+};
+
+}  // namespace sluice::test
