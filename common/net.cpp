@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -17,6 +18,12 @@ namespace sluice::net {
 std::string HostPort::to_string() const {
     if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
     return host + ":" + std::to_string(port);
+}
+
+std::string HostPort::canonical() const {
+    std::string key = to_string();
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return key;
 }
 
 std::string parse_host_port(std::string_view text, HostPort& out) {

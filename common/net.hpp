@@ -22,6 +22,9 @@ struct HostPort {
     uint16_t port = 0;
 
     std::string to_string() const;  // brackets IPv6 literals again
+    // to_string() with the host in lower case: two targets are the same target when their
+    // canonical forms match.
+    std::string canonical() const;
     bool operator==(const HostPort&) const = default;
 };
 

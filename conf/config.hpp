@@ -32,6 +32,8 @@ struct Config {
     net::HostPort listen{"0.0.0.0", 80};
     std::optional<unsigned> workers;  // unset: the command line or the number of CPUs decides
     Millis connect_timeout{2000};
+    Millis drain_timeout{30000};     // old workers finish their connections after a reload
+    Millis shutdown_timeout{10000};  // connections finish after SIGTERM/SIGINT
     HealthCheckConfig health_check;
     std::vector<TargetConfig> targets;
 };

@@ -140,7 +140,8 @@ Config build(const Value& root, const std::string& file) {
     Config config;
     config.source = file;
     const TableReader reader(file, root, "the top level",
-                             {"listen", "workers", "connect_timeout", "health_check", "targets"});
+                             {"listen", "workers", "connect_timeout", "drain_timeout",
+                              "shutdown_timeout", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
         config.listen = host_port(reader, "listen", *listen);
     if (const Value* workers = reader.find("workers")) {
@@ -151,6 +152,8 @@ Config build(const Value& root, const std::string& file) {
         config.workers = static_cast<unsigned>(n);
     }
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
+    reader.duration("drain_timeout", config.drain_timeout, Millis(0));
+    reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
     if (const Value* health = reader.find("health_check"))
         read_health_check(file, *health, config.health_check);
 
@@ -165,9 +168,7 @@ Config build(const Value& root, const std::string& file) {
     std::map<std::string, int> seen;  // normalised address -> line
     for (size_t i = 0; i < list.size(); ++i) {
         TargetConfig target = read_target(file, list[i], i + 1);
-        std::string key = target.host_port.to_string();
-        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        const auto [it, inserted] = seen.emplace(key, target.line);
+        const auto [it, inserted] = seen.emplace(target.host_port.canonical(), target.line);
         if (!inserted)
             fail(file, list[i].as_table().at("address"),
                  "duplicate target \"" + target.address + "\" (first defined at line " +

@@ -13,7 +13,6 @@
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
-#include "common/shared_segment.hpp"
 #include "conf/loader.hpp"
 #include "master/cli.hpp"
 #include "master/supervisor.hpp"
@@ -36,26 +35,6 @@ rlim_t raise_open_file_limit() {
         setrlimit(RLIMIT_NOFILE, &limit);
     }
     return limit.rlim_cur;
-}
-
-// Fills the table before any fork: every target starts healthy, as in the seed, once its
-// name resolves; a name that does not resolve yet starts DOWN until the checker resolves it.
-void prepare_table(const Config& config, SharedTable& table) {
-    table.target_count.store(static_cast<uint32_t>(config.targets.size()));
-    table.generation.store(1);
-    for (size_t i = 0; i < config.targets.size(); ++i) {
-        std::string error;
-        const auto addresses = net::resolve(config.targets[i].host_port, error);
-        TargetSlot& slot = table.targets[i];
-        if (addresses.empty()) {
-            slot.reason.store(static_cast<uint32_t>(DownReason::unresolved));
-            LOG_WARN("target %s does not resolve yet (%s): DOWN until it does",
-                     config.targets[i].address.c_str(), error.c_str());
-            continue;
-        }
-        slot.store_address(addresses.front());
-        slot.up.store(1);
-    }
 }
 
 int run(int argc, char** argv) {
@@ -88,8 +67,7 @@ int run(int argc, char** argv) {
     }
 
     log::set_role("master");
-    const unsigned workers = cli.workers.value_or(
-        config.workers.value_or(static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)))));
+    const unsigned workers = Supervisor::worker_count(cli.workers, config);
     const rlim_t open_files = raise_open_file_limit();
     // Two descriptors per connection, and a reserve for the listener, logs and the like.
     const size_t max_connections = open_files > 128 ? (open_files - 64) / 2 : 32;
@@ -105,14 +83,12 @@ int run(int argc, char** argv) {
         LOG_ERROR("cannot listen on %s: %s", config.listen.to_string().c_str(), e.what());
         return kExitFailure;
     }
-    SharedSegment segment;
-    prepare_table(config, segment.table());
     LOG_INFO("sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
              "per worker",
              SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
              config.targets.size(), max_connections);
-    Supervisor supervisor(config, workers, max_connections, std::move(listener),
-                          std::move(segment));
+    Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listener),
+                          make_generation(std::move(config), workers, nullptr));
     return supervisor.run();
 }
 

@@ -1,6 +1,5 @@
 #include "master/supervisor.hpp"
 
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,23 +11,26 @@
 
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
+#include "conf/loader.hpp"
 #include "health/checker.hpp"
 #include "worker/worker.hpp"
 
 namespace sluice {
 namespace {
 
+using std::chrono::milliseconds;
+
 constexpr auto kQuickDeath = std::chrono::seconds(1);
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
-constexpr auto kStopGrace = std::chrono::seconds(5);
-
-const char* role_name(bool health) { return health ? "health" : "worker"; }
+constexpr auto kQuitToKill = std::chrono::seconds(2);
 
 std::string describe_status(int status) {
     if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
     return "stopped";
 }
+
+const char* role_name(bool health) { return health ? "health" : "worker"; }
 
 }  // namespace
 
@@ -39,28 +41,41 @@ sigset_t Supervisor::signal_set() {
     return set;
 }
 
-Supervisor::Supervisor(const Config& config, unsigned workers, size_t max_connections_per_worker,
-                       UniqueFd listener, SharedSegment segment)
-    : config_(config),
+unsigned Supervisor::worker_count(std::optional<unsigned> cli_workers, const Config& config) {
+    if (cli_workers) return *cli_workers;
+    if (config.workers) return *config.workers;
+    return static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
+                       size_t max_connections_per_worker, UniqueFd listener,
+                       std::unique_ptr<Generation> first)
+    : config_path_(std::move(config_path)),
+      cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),
       listener_(std::move(listener)),
-      segment_(std::move(segment)),
-      master_pid_(getpid()) {
-    children_.push_back(Child{Role::health, 0});
-    for (unsigned i = 1; i <= workers; ++i) children_.push_back(Child{Role::worker, int(i)});
+      current_(std::move(first)),
+      master_pid_(getpid()) {}
+
+void Supervisor::add_children_of_current() {
+    const uint64_t g = current_->number;
+    children_.push_back(Child{Role::health, 0, g});
+    for (unsigned i = 1; i <= current_->workers; ++i)
+        children_.push_back(Child{Role::worker, static_cast<int>(i), g});
 }
 
 void Supervisor::spawn(Child& child) {
     const pid_t pid = fork();
     if (pid < 0) {
         LOG_ERROR("fork failed: %s; retrying", std::strerror(errno));
-        child.respawn_at = Clock::now() + std::chrono::milliseconds(500);
+        child.respawn_at = Clock::now() + milliseconds(500);
         return;
     }
     if (pid == 0) run_child(child);
     child.pid = pid;
     child.started = Clock::now();
-    LOG_INFO("started %s process %d", role_name(child.role == Role::health), pid);
+    LOG_INFO("started %s process %d (generation %llu)", role_name(child.role == Role::health),
+             pid, static_cast<unsigned long long>(child.generation));
 }
 
 void Supervisor::run_child(const Child& child) {
@@ -70,9 +85,10 @@ void Supervisor::run_child(const Child& child) {
     log::set_role(role_name(child.role == Role::health));
     int code = kExitFatal;
     try {
+        SharedTable& table = current_->segment.table();
         code = child.role == Role::health
-                   ? health::run_checker(config_, segment_.table())
-                   : worker::run_worker(config_, segment_.table(), listener_.get(),
+                   ? health::run_checker(current_->config, table)
+                   : worker::run_worker(current_->config, table, listener_.get(),
                                         max_connections_per_worker_);
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
@@ -85,125 +101,211 @@ void Supervisor::reap_children() {
     for (;;) {
         int status = 0;
         const pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid <= 0) return;
+        if (pid <= 0) break;
         for (Child& child : children_) {
             if (child.pid == pid) on_child_exit(child, status);
+        }
+    }
+    // Drop the children that will not come back; say when a generation has fully drained.
+    std::vector<uint64_t> finished;
+    for (const Child& c : children_) {
+        if (c.retiring && c.pid == 0) finished.push_back(c.generation);
+    }
+    std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
+    for (uint64_t g : finished) {
+        const bool left = std::any_of(children_.begin(), children_.end(),
+                                      [g](const Child& c) { return c.generation == g; });
+        if (!left && g != current_->number) {
+            LOG_INFO("generation %llu has finished: its last process exited",
+                     static_cast<unsigned long long>(g));
         }
     }
 }
 
 void Supervisor::on_child_exit(Child& child, int status) {
     child.pid = 0;
-    const bool health = child.role == Role::health;
+    const char* role = role_name(child.role == Role::health);
+    if (child.retiring) {
+        LOG_INFO("%s process of generation %llu %s", role,
+                 static_cast<unsigned long long>(child.generation), describe_status(status).c_str());
+        return;
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
         child.fatal = true;
-        LOG_ERROR("%s process %s: fatal error, not restarting it", role_name(health),
+        LOG_ERROR("%s process %s: fatal error, not restarting it", role,
                   describe_status(status).c_str());
         return;
     }
     const auto lived = Clock::now() - child.started;
     child.quick_failures = lived < kQuickDeath ? child.quick_failures + 1 : 0;
-    auto delay = std::chrono::milliseconds(0);
-    if (child.quick_failures > 0) {
-        delay = std::chrono::milliseconds(100 << std::min(child.quick_failures - 1, 7));
-        delay = std::min<std::chrono::milliseconds>(delay, kMaxBackoff);
+    milliseconds delay(0);
+    if (child.quick_failures > 1) {
+        delay = std::min<milliseconds>(milliseconds(100 << std::min(child.quick_failures - 2, 7)),
+                                       kMaxBackoff);
     }
     child.respawn_at = Clock::now() + delay;
-    LOG_WARN("%s process %s; restarting it in %lld ms", role_name(health),
-             describe_status(status).c_str(), static_cast<long long>(delay.count()));
+    LOG_WARN("%s process %s; restarting it in %lld ms", role, describe_status(status).c_str(),
+             static_cast<long long>(delay.count()));
 }
 
 void Supervisor::respawn_due() {
     const auto now = Clock::now();
     for (Child& child : children_) {
-        if (child.pid == 0 && !child.fatal && child.respawn_at <= now) spawn(child);
+        if (child.pid == 0 && !child.fatal && !child.retiring && child.respawn_at <= now)
+            spawn(child);
     }
+}
+
+void Supervisor::retire(Child& child, milliseconds grace) {
+    child.retiring = true;
+    if (child.pid <= 0) return;
+    kill(child.pid, SIGTERM);
+    const auto now = Clock::now();
+    child.quit_at = std::min(child.quit_at, now + grace);
+    child.kill_at = std::min(child.kill_at, child.quit_at + kQuitToKill);
+}
+
+void Supervisor::begin_stop(milliseconds grace) {
+    for (Child& child : children_) retire(child, grace);
+    // The workers close their copies once they stop accepting; closing ours too lets new
+    // connections be refused at once instead of waiting in a queue nobody reads.
+    listener_.reset();
+}
+
+void Supervisor::enforce_deadlines() {
+    const auto now = Clock::now();
+    for (Child& child : children_) {
+        if (child.pid <= 0) continue;
+        if (now >= child.kill_at) {
+            LOG_WARN("process %d is still running: killing it", child.pid);
+            kill(child.pid, SIGKILL);
+            child.kill_at = Clock::time_point::max();
+        } else if (now >= child.quit_at) {
+            LOG_WARN("process %d did not finish in time: stopping it now", child.pid);
+            kill(child.pid, SIGQUIT);
+            child.quit_at = Clock::time_point::max();
+        }
+    }
+}
+
+void Supervisor::reload() {
+    const uint64_t old_number = current_->number;
+    LOG_INFO("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
+             static_cast<unsigned long long>(old_number));
+    Config config;
+    try {
+        config = load_config(config_path_);
+    } catch (const ConfigError& e) {
+        LOG_ERROR("reload failed, generation %llu keeps serving: %s",
+                  static_cast<unsigned long long>(old_number), e.what());
+        return;
+    }
+    UniqueFd new_listener;
+    if (!(config.listen == current_->config.listen)) {
+        try {
+            new_listener = net::listen_tcp(config.listen, 4096);
+        } catch (const std::exception& e) {
+            LOG_ERROR("reload failed, generation %llu keeps serving: cannot listen on %s: %s",
+                      static_cast<unsigned long long>(old_number),
+                      config.listen.to_string().c_str(), e.what());
+            return;
+        }
+    }
+    const unsigned workers = worker_count(cli_workers_, config);
+    auto next = make_generation(std::move(config), workers, current_.get());
+    const std::string changes = describe_changes(*current_, *next);
+    const milliseconds drain = next->config.drain_timeout;
+
+    // Start the new generation first, then let the old one stop accepting and drain: the
+    // listening socket stays open throughout, so nothing is refused in between.
+    std::vector<size_t> old_children;
+    for (size_t i = 0; i < children_.size(); ++i) {
+        if (!children_[i].retiring) old_children.push_back(i);
+    }
+    current_ = std::move(next);
+    if (new_listener) listener_ = std::move(new_listener);
+    const size_t first_new = children_.size();
+    add_children_of_current();
+    for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
+    for (size_t i : old_children) retire(children_[i], drain);
+    LOG_INFO("reload done: generation %llu is serving (%s); generation %llu drains for up to "
+             "%lld ms",
+             static_cast<unsigned long long>(current_->number), changes.c_str(),
+             static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
 }
 
 int Supervisor::wait_timeout_ms() const {
     auto soonest = Clock::time_point::max();
     for (const Child& child : children_) {
-        if (child.pid == 0 && !child.fatal) soonest = std::min(soonest, child.respawn_at);
+        if (child.pid == 0 && !child.fatal && !child.retiring)
+            soonest = std::min(soonest, child.respawn_at);
+        if (child.pid > 0) soonest = std::min({soonest, child.quit_at, child.kill_at});
     }
     if (soonest == Clock::time_point::max()) return -1;
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(soonest - Clock::now()).count();
+        std::chrono::duration_cast<milliseconds>(soonest - Clock::now()).count();
     return static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
 }
 
 bool Supervisor::any_worker_can_run() const {
-    return std::any_of(children_.begin(), children_.end(),
-                       [](const Child& c) { return c.role == Role::worker && !c.fatal; });
-}
-
-int Supervisor::stop_children() {
-    for (const Child& child : children_) {
-        if (child.pid > 0) kill(child.pid, SIGTERM);
-    }
-    const auto deadline = Clock::now() + kStopGrace;
-    const sigset_t set = signal_set();
-    auto alive = [this] {
-        return std::any_of(children_.begin(), children_.end(),
-                           [](const Child& c) { return c.pid > 0; });
-    };
-    while (alive() && Clock::now() < deadline) {
-        const timespec tick{0, 50'000'000};
-        sigtimedwait(&set, nullptr, &tick);
-        for (;;) {
-            int status = 0;
-            const pid_t pid = waitpid(-1, &status, WNOHANG);
-            if (pid <= 0) break;
-            for (Child& child : children_) {
-                if (child.pid == pid) child.pid = 0;
-            }
-        }
-    }
-    for (Child& child : children_) {
-        if (child.pid > 0) {
-            LOG_WARN("process %d did not stop in time: killing it", child.pid);
-            kill(child.pid, SIGKILL);
-            waitpid(child.pid, nullptr, 0);
-            child.pid = 0;
-        }
-    }
-    return kExitOk;
+    return std::any_of(children_.begin(), children_.end(), [](const Child& c) {
+        return c.role == Role::worker && !c.fatal && !c.retiring;
+    });
 }
 
 int Supervisor::run() {
+    add_children_of_current();
     for (Child& child : children_) spawn(child);
     const sigset_t set = signal_set();
+    int exit_code = kExitOk;
     for (;;) {
         const int timeout = wait_timeout_ms();
-        siginfo_t info{};
         int signal_number;
         if (timeout < 0) {
-            signal_number = sigwaitinfo(&set, &info);
+            signal_number = sigwaitinfo(&set, nullptr);
         } else {
             const timespec ts{timeout / 1000, (timeout % 1000) * 1'000'000L};
-            signal_number = sigtimedwait(&set, &info, &ts);
+            signal_number = sigtimedwait(&set, nullptr, &ts);
         }
+        const bool stopping = stop_requests_ > 0;
+        reap_children();  // whatever woke us: a SIGCHLD may have been merged with another
         switch (signal_number) {
             case SIGCHLD:
-                reap_children();
-                if (!any_worker_can_run()) {
+                if (!stopping && !any_worker_can_run()) {
                     LOG_ERROR("no worker can run: stopping");
-                    stop_children();
-                    return kExitFailure;
+                    exit_code = kExitFailure;
+                    ++stop_requests_;
+                    begin_stop(milliseconds(0));
                 }
+                break;
+            case SIGHUP:
+                if (stopping) LOG_WARN("SIGHUP while stopping: ignored");
+                else reload();
                 break;
             case SIGTERM:
             case SIGINT:
+                if (++stop_requests_ == 1) {
+                    const auto grace = current_->config.shutdown_timeout;
+                    LOG_INFO("%s: stopping; connections may finish for up to %lld ms",
+                             strsignal(signal_number), static_cast<long long>(grace.count()));
+                    begin_stop(grace);
+                    break;
+                }
+                [[fallthrough]];
             case SIGQUIT:
-                LOG_INFO("%s: stopping", strsignal(signal_number));
-                return stop_children();
-            case SIGHUP:
-                LOG_WARN("SIGHUP: configuration reload is not implemented yet; "
-                         "the running configuration is kept");
+                LOG_INFO("%s: stopping now", strsignal(signal_number));
+                ++stop_requests_;
+                begin_stop(milliseconds(0));
                 break;
             default:
-                break;  // timeout (a respawn is due) or a signal we ignore
+                break;  // a timeout: a respawn or a deadline is due
         }
-        respawn_due();
+        enforce_deadlines();
+        if (stop_requests_ > 0) {
+            if (children_.empty()) return exit_code;
+        } else {
+            respawn_due();
+        }
     }
 }
 

@@ -1,30 +1,45 @@
 #pragma once
 // The master's process table and signal loop. The master owns the listening socket and the
-// shared segment, forks the health checker and the workers, and then only waits: signals are
-// blocked and taken one at a time with sigtimedwait(), so no handler races with the loop.
+// current generation (config + shared segment), forks the health checker and the workers,
+// and then only waits: signals are blocked and taken one at a time with sigtimedwait(), so
+// no handler races with the loop.
+//
+//   SIGCHLD          reap; respawn a child of the current generation (back-off if it keeps
+//                    dying at start; never one that exited with kExitFatal)
+//   SIGHUP           reload: a new generation, then the old one drains (see reload())
+//   SIGTERM, SIGINT  graceful stop: workers finish their connections for up to
+//                    shutdown_timeout; a second one stops at once
+//   SIGQUIT          stop at once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
-#include "common/shared_segment.hpp"
 #include "common/unique_fd.hpp"
-#include "conf/config.hpp"
+#include "master/generation.hpp"
 
 namespace sluice {
 
 class Supervisor {
 public:
-    Supervisor(const Config& config, unsigned workers, size_t max_connections_per_worker,
-               UniqueFd listener, SharedSegment segment);
+    Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
+               size_t max_connections_per_worker, UniqueFd listener,
+               std::unique_ptr<Generation> first);
 
-    // Starts every child and supervises until SIGTERM, SIGINT or SIGQUIT; returns the
-    // master's exit code. Must be called with the signals of signal_set() blocked.
+    // Starts every child and supervises until stopped; returns the master's exit code.
+    // Must be called with the signals of signal_set() blocked.
     int run();
 
     // The signals the master takes synchronously (to block before any fork).
     static sigset_t signal_set();
+
+    // The worker count for a config: the command line wins, then the config, then the CPUs.
+    static unsigned worker_count(std::optional<unsigned> cli_workers, const Config& config);
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -32,28 +47,38 @@ private:
     struct Child {
         Role role;
         int index;  // worker number, from 1
+        uint64_t generation;
         pid_t pid = 0;
         Clock::time_point started{};
         Clock::time_point respawn_at{};
         int quick_failures = 0;  // consecutive deaths soon after start: grows the back-off
         bool fatal = false;      // exited with kExitFatal: never respawned
+        bool retiring = false;   // asked to stop: never respawned, removed once reaped
+        Clock::time_point quit_at = Clock::time_point::max();  // then SIGQUIT
+        Clock::time_point kill_at = Clock::time_point::max();  // then SIGKILL
     };
 
+    void add_children_of_current();
     void spawn(Child& child);
     [[noreturn]] void run_child(const Child& child);
     void reap_children();
     void on_child_exit(Child& child, int status);
     void respawn_due();
+    void reload();
+    void retire(Child& child, std::chrono::milliseconds grace);
+    void begin_stop(std::chrono::milliseconds grace);
+    void enforce_deadlines();
     int wait_timeout_ms() const;
-    int stop_children();
     bool any_worker_can_run() const;
 
-    const Config& config_;
-    size_t max_connections_per_worker_;
+    const std::string config_path_;
+    const std::optional<unsigned> cli_workers_;
+    const size_t max_connections_per_worker_;
     UniqueFd listener_;
-    SharedSegment segment_;
+    std::unique_ptr<Generation> current_;
     std::vector<Child> children_;
     pid_t master_pid_;
+    int stop_requests_ = 0;  // SIGTERM/SIGINT received
 };
 
 }  // namespace sluice

@@ -1,6 +1,9 @@
 #include "worker/worker.hpp"
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "common/log.hpp"
 #include "worker/acceptor_pool.hpp"
@@ -15,17 +18,29 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
     });
     pool.start();
 
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGQUIT);
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int s : {SIGTERM, SIGINT, SIGQUIT}) sigaddset(&signals, s);
     int signal_number = 0;
-    while (sigwait(&stop, &signal_number) != 0) {
+    while (sigwait(&signals, &signal_number) != 0) {
     }
+    if (signal_number == SIGQUIT) return 0;  // at once: open connections are cut
+
+    // Graceful: stop accepting, give the listening socket back (the master and the next
+    // generation keep it open), and let the connections being served finish. The master
+    // sends SIGQUIT when its deadline (drain_timeout or shutdown_timeout) passes.
     pool.stop_accepting();
-    if (pool.active() > 0)
-        LOG_INFO("stopping with %zu connection(s) still open", pool.active());
+    ::close(listen_fd);
+    LOG_INFO("%s: stopped accepting; %zu connection(s) to finish", strsignal(signal_number),
+             pool.active());
+    const timespec tick{0, 20'000'000};
+    while (pool.active() > 0) {
+        if (sigtimedwait(&signals, nullptr, &tick) == SIGQUIT) {
+            LOG_WARN("SIGQUIT: exiting with %zu connection(s) still open", pool.active());
+            return 0;
+        }
+    }
+    LOG_INFO("all connections finished");
     return 0;
 }
 

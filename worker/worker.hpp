@@ -9,8 +9,9 @@
 
 namespace sluice::worker {
 
-// Runs until SIGTERM, SIGINT or SIGQUIT (which the caller left blocked), then stops
-// accepting and returns the process exit code. `max_connections` caps the connections this
+// Serves until a signal (which the caller left blocked): SIGTERM or SIGINT stop accepting
+// and return once every connection has finished; SIGQUIT returns at once. Returns the
+// process exit code. `max_connections` caps the connections this
 // process serves at once (sized by the master from the open-file limit).
 int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections);
 

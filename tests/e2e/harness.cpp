@@ -191,6 +191,35 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
     return reply;
 }
 
+LoadGenerator::LoadGenerator(uint16_t port, int clients) {
+    for (int i = 0; i < clients; ++i) {
+        threads_.emplace_back([this, port] {
+            while (!stop_) {
+                const HttpReply reply = http_request(port, "GET", "/api/spells");
+                if (reply.status == 200) {
+                    ++ok_;
+                } else {
+                    ++failed_;
+                    std::lock_guard lock(mutex_);
+                    last_failure_ = reply.raw.empty() ? "no reply" : reply.raw.substr(0, 200);
+                }
+            }
+        });
+    }
+}
+
+void LoadGenerator::stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+}
+
+std::string LoadGenerator::last_failure() const {
+    std::lock_guard lock(mutex_);
+    return last_failure_;
+}
+
 std::vector<pid_t> children_of(pid_t pid) {
     std::vector<pid_t> out;
     const std::string base = "/proc/" + std::to_string(pid) + "/task";

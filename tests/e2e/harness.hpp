@@ -5,7 +5,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
 #include <functional>
 #include <string>
 #include <vector>
@@ -74,6 +77,25 @@ struct HttpReply {
 // until the server closes. Bounded by `timeout`.
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
                        const std::string& body = "", std::chrono::milliseconds timeout = 3s);
+
+// Clients that open a new connection per request, back to back, until stopped; they count
+// what succeeded (status 200) and what failed.
+class LoadGenerator {
+public:
+    LoadGenerator(uint16_t port, int clients);
+    ~LoadGenerator() { stop(); }
+    void stop();
+    long ok() const { return ok_.load(); }
+    long failed() const { return failed_.load(); }
+    std::string last_failure() const;
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<long> ok_{0}, failed_{0};
+    mutable std::mutex mutex_;
+    std::string last_failure_;
+    std::vector<std::thread> threads_;
+};
 
 // The pids of the direct children of `pid` (from /proc).
 std::vector<pid_t> children_of(pid_t pid);

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace sluice::test {
 
 void SluiceTest::start_backends(int count) {
@@ -30,16 +32,33 @@ void SluiceTest::stop_backend(Backend& backend) {
     ASSERT_NE(backend.process->wait_exit(5s), -1);
 }
 
-std::string SluiceTest::config_text() const {
-    std::string text = "listen = \"127.0.0.1:" + std::to_string(port_) +
-                       "\"\n\n[health_check]\ninterval = \"" +
+std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
+    std::string text = "listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + extra_top_ +
+                       "\n[health_check]\ninterval = \"" +
                        std::to_string(kHealthInterval.count()) + "ms\"\ntimeout = \"" +
                        std::to_string(kHealthTimeout.count()) + "ms\"\n";
-    for (const Backend& b : backends_) {
-        text += "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(b.port) +
+    for (size_t i = 0; i < backends_.size(); ++i) {
+        if (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()) continue;
+        text += "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(backends_[i].port) +
                 "\"\nhealth_check_endpoint = \"/healthz\"\n";
     }
-    return text;
+    return text + extra_targets_;
+}
+
+void SluiceTest::reload(const std::string& text, bool expect_failure) {
+    const std::string marker = expect_failure ? "reload failed" : "reload done";
+    const int before = log_count(marker);
+    dir_.write("sluice.toml", text);
+    sluice_->signal(SIGHUP);
+    ASSERT_TRUE(wait_until([&] { return log_count(marker) > before; }, 10s)) << sluice_->log();
+}
+
+int SluiceTest::log_count(const std::string& needle) const {
+    const std::string log = sluice_->log();
+    int n = 0;
+    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
+        ++n;
+    return n;
 }
 
 void SluiceTest::start_sluice(int workers) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,8 +30,14 @@ protected:
     void start_backend(Backend& backend);
     void stop_backend(Backend& backend);
 
-    // The config text for the running backends (the seed's shape, short intervals).
-    std::string config_text() const;
+    // The config text (the seed's shape, short intervals): `extra_top_`, then the backends
+    // listed in `only` (all when empty), then `extra_targets_`.
+    std::string config_text(const std::vector<size_t>& only = {}) const;
+    // Rewrites the config file, sends SIGHUP and waits until the reload is logged as done
+    // (or as failed, when `expect_failure`).
+    void reload(const std::string& text, bool expect_failure = false);
+    // How often `needle` occurs in sluice's log so far.
+    int log_count(const std::string& needle) const;
     // Starts sluice on a free port with `workers` workers; waits until it serves a request.
     void start_sluice(int workers);
 
@@ -45,6 +52,8 @@ protected:
     std::unique_ptr<Process> sluice_;
     uint16_t port_ = 0;
     std::string config_path_;
+    std::string extra_top_;      // more top-level keys
+    std::string extra_targets_;  // more [[targets]] tables
 };
 
 }  // namespace sluice::test

@@ -1,0 +1,81 @@
+#include "master/generation.hpp"
+
+#include "common/log.hpp"
+
+namespace sluice {
+namespace {
+
+std::string target_key(const TargetConfig& target) { return target.host_port.canonical(); }
+
+int find_target(const Config& config, const std::string& key) {
+    for (size_t i = 0; i < config.targets.size(); ++i) {
+        if (target_key(config.targets[i]) == key) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+void copy_slot(const TargetSlot& from, TargetSlot& to) {
+    net::Endpoint address;
+    if (from.load_address(address)) to.store_address(address);
+    to.last_status.store(from.last_status.load());
+    to.reason.store(from.reason.load());
+    to.up.store(from.up.load());
+}
+
+void start_slot(const TargetConfig& target, TargetSlot& slot) {
+    std::string error;
+    const auto addresses = net::resolve(target.host_port, error);
+    if (addresses.empty()) {
+        slot.reason.store(static_cast<uint32_t>(DownReason::unresolved));
+        LOG_WARN("target %s does not resolve yet (%s): DOWN until it does",
+                 target.address.c_str(), error.c_str());
+        return;
+    }
+    slot.store_address(addresses.front());
+    slot.up.store(1);
+}
+
+}  // namespace
+
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
+                                            const Generation* previous) {
+    auto generation = std::make_unique<Generation>();
+    generation->number = previous ? previous->number + 1 : 1;
+    generation->workers = workers;
+    generation->config = std::move(config);
+    SharedTable& table = generation->segment.table();
+    const auto& targets = generation->config.targets;
+    table.generation.store(generation->number);
+    table.target_count.store(static_cast<uint32_t>(targets.size()));
+    for (size_t i = 0; i < targets.size(); ++i) {
+        const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
+        if (before >= 0) copy_slot(previous->segment.table().targets[before], table.targets[i]);
+        else start_slot(targets[i], table.targets[i]);
+    }
+    return generation;
+}
+
+std::string describe_changes(const Generation& before, const Generation& after) {
+    std::string added, removed;
+    for (const auto& t : after.config.targets) {
+        if (find_target(before.config, target_key(t)) < 0) added += " +" + t.address;
+    }
+    for (const auto& t : before.config.targets) {
+        if (find_target(after.config, target_key(t)) < 0) removed += " -" + t.address;
+    }
+    std::string out;
+    if (!added.empty() || !removed.empty()) out += "targets" + added + removed;
+    if (before.workers != after.workers) {
+        if (!out.empty()) out += ", ";
+        out += "workers " + std::to_string(before.workers) + " -> " +
+               std::to_string(after.workers);
+    }
+    if (!(before.config.listen == after.config.listen)) {
+        if (!out.empty()) out += ", ";
+        out += "listen " + before.config.listen.to_string() + " -> " +
+               after.config.listen.to_string();
+    }
+    return out.empty() ? "no change to targets or workers" : out;
+}
+
+}  // namespace sluice

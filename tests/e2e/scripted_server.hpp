@@ -1,0 +1,49 @@
+#pragma once
+// A TCP server inside the test process whose behaviour each test scripts: it reads one HTTP
+// request head per connection and hands the socket and the request path to a handler, on a
+// thread of its own. For targets that must misbehave or stream slowly on cue.
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sluice::test {
+
+class ScriptedServer {
+public:
+    // `handler(fd, path)` answers one connection; the server closes the socket afterwards.
+    using Handler = std::function<void(int fd, const std::string& path)>;
+
+    explicit ScriptedServer(Handler handler);
+    ~ScriptedServer();  // stops accepting, wakes waiting handlers, joins every thread
+    ScriptedServer(const ScriptedServer&) = delete;
+    ScriptedServer& operator=(const ScriptedServer&) = delete;
+
+    uint16_t port() const { return port_; }
+    // Connections that sent a complete request head (a bare TCP connect does not count).
+    int requests() const { return requests_.load(); }
+    bool stopping() const { return stopping_.load(); }
+
+    // Handler helpers.
+    static void send_all(int fd, const std::string& data);
+    static std::string reply(int status, const std::string& body, const std::string& instance);
+    // Blocks until the peer closes or the server stops (a target that never answers).
+    void hang(int fd) const;
+
+private:
+    void accept_loop();
+
+    Handler handler_;
+    int listen_fd_ = -1;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> requests_{0};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<std::thread> connections_;
+};
+
+}  // namespace sluice::test
