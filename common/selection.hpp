@@ -12,7 +12,7 @@ namespace sluice {
 
 // The healthy targets seen at one moment, in slot order, and the ticket that orders them.
 struct Candidates {
-    uint16_t index[kMaxTargets];
+    uint16_t index[kMaxSlots];  // slot indices
     size_t count = 0;
     uint64_t ticket = 0;
 
@@ -23,7 +23,7 @@ struct Candidates {
     }
 };
 
-// Fills `out` with the healthy targets of `table` and, if there is at least one, takes a
+// Fills `out` with the healthy slots of `table` (every address of every target, in order) and, if there is at least one, takes a
 // ticket from the shared counter (no ticket is used when none is healthy).
 void take_candidates(SharedTable& table, Candidates& out);
 

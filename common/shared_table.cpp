@@ -15,6 +15,7 @@ const char* down_reason_name(DownReason reason) {
         case DownReason::unreachable: return "unreachable";
         case DownReason::reset: return "connection reset";
         case DownReason::error: return "error";
+        case DownReason::pending: return "not checked yet";
     }
     return "unknown";
 }

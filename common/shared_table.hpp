@@ -3,11 +3,23 @@
 // worker map. Types only: no Boost, no allocation, no pointers (each process maps the segment
 // at its own address), only lock-free atomics.
 //
-// Writers, one per field:
+// Layout: each configured target owns a group of kAddressesPerTarget slots, one per address
+// its name resolves to (`docker compose --scale` gives one name several addresses); the
+// group's `address_count` says how many leading slots are in use.
+//
+// Writers, one per field, except where noted:
 //   header                  master, before any fork
 //   round_robin             every worker, fetch_add only (a counter that only grows)
-//   slot.up / reason /
-//   last_status / address   the health checker (one checker thread per slot)
+//   group.address_count,
+//   slot.address, reason,
+//   last_status, check_us   the health checker (one checker thread per target)
+//   slot.passive_failures   every worker, fetch_add only
+//   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
+//                           connect writes 0 (passive health). Either order is right: a
+//                           worker's 0 landing after the checker's 1 keeps the target out
+//                           until the next check; a checker's 1 landing after a worker's 0
+//                           happens only if its probe passed after the failure began, and
+//                           its next round sees passive_failures grown and counts it.
 // Readers take no lock. The address is several words, so it is published with a sequence
 // counter (a seqlock whose readers give up after a bounded number of tries instead of
 // spinning if the writer died mid-update: the slot is then skipped until the respawned
@@ -25,6 +37,8 @@ namespace sluice {
 inline constexpr uint32_t kTableMagic = 0x736c6963;  // "slic"
 inline constexpr uint32_t kTableLayoutVersion = 1;
 inline constexpr size_t kMaxTargets = 256;
+inline constexpr size_t kAddressesPerTarget = 16;
+inline constexpr size_t kMaxSlots = kMaxTargets * kAddressesPerTarget;
 inline constexpr size_t kCacheLine = 64;
 
 // Why a target is DOWN. Stored as a number in the slot; text from down_reason_name().
@@ -38,6 +52,7 @@ enum class DownReason : uint32_t {
     unreachable,
     reset,
     error,
+    pending,  // a new address, not checked yet
 };
 const char* down_reason_name(DownReason reason);
 
@@ -47,6 +62,8 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<uint32_t> up{0};
     std::atomic<uint32_t> reason{0};       // a DownReason
     std::atomic<uint32_t> last_status{0};  // HTTP status of the last check, 0 if none
+    std::atomic<uint32_t> check_us{0};     // how long the last check took, in microseconds
+    std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
     std::atomic<uint64_t> address_seq{0};  // odd while the address is being rewritten
     std::atomic<uint64_t> address_words[kAddressWords]{};
 
@@ -54,6 +71,10 @@ struct alignas(kCacheLine) TargetSlot {
     void store_address(const net::Endpoint& ep);
     // Copies the address out. False if no address is set or no stable copy was seen.
     bool load_address(net::Endpoint& out) const;
+};
+
+struct alignas(kCacheLine) TargetGroup {
+    std::atomic<uint32_t> address_count{0};
 };
 
 struct SharedTable {
@@ -64,7 +85,13 @@ struct SharedTable {
 
     alignas(kCacheLine) std::atomic<uint64_t> round_robin{0};
 
-    alignas(kCacheLine) TargetSlot targets[kMaxTargets];
+    TargetGroup groups[kMaxTargets];
+    TargetSlot slots[kMaxSlots];
+
+    // The slot of address `a` of target `t`.
+    static size_t slot_index(size_t t, size_t a) { return t * kAddressesPerTarget + a; }
+    TargetSlot& slot(size_t t, size_t a) { return slots[slot_index(t, a)]; }
+    const TargetSlot& slot(size_t t, size_t a) const { return slots[slot_index(t, a)]; }
 };
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free);

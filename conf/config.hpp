@@ -15,16 +15,34 @@ namespace sluice {
 
 using Millis = std::chrono::milliseconds;
 
-struct TargetConfig {
-    std::string address;                // as written, e.g. "http-api-1:8001"; the target's name
-    net::HostPort host_port;            // parsed from `address`
-    std::string health_check_endpoint;  // empty: the check is a plain TCP connect
-    int line = 0;                       // where the target is defined, for messages
+// HTTP statuses a health check accepts, as inclusive ranges ("2xx" is 200-299).
+struct StatusRange {
+    int low = 200;
+    int high = 299;
+    bool operator==(const StatusRange&) const = default;
 };
 
 struct HealthCheckConfig {
     Millis interval{5000};
     Millis timeout{1000};
+    int rise = 1;  // consecutive successes that bring a DOWN target UP
+    int fall = 1;  // consecutive failures that take an UP target DOWN
+    std::vector<StatusRange> expect_status{StatusRange{}};
+
+    bool accepts(int status) const {
+        for (const auto& r : expect_status) {
+            if (status >= r.low && status <= r.high) return true;
+        }
+        return false;
+    }
+};
+
+struct TargetConfig {
+    std::string address;                // as written, e.g. "http-api-1:8001"; the target's name
+    net::HostPort host_port;            // parsed from `address`
+    std::string health_check_endpoint;  // empty: the check is a plain TCP connect
+    HealthCheckConfig health_check;     // the global [health_check] with this target's overrides
+    int line = 0;                       // where the target is defined, for messages
 };
 
 struct Config {

@@ -20,8 +20,12 @@ using Value = toml::value;
 [[noreturn]] void fail(const std::string& file, const Value& at, const std::string& message) {
     const auto loc = at.location();
     std::ostringstream out;
+    // toml11's report starts with an "[error] ..." headline; ours replaces it.
+    const std::string excerpt = toml::format_error("", at, "here");
+    const auto first_newline = excerpt.find('\n');
     out << file << ":" << loc.line() << ": " << message << "\n"
-        << toml::format_error("", at, "here");
+        << (first_newline == std::string::npos ? excerpt : excerpt.substr(first_newline + 1))
+        << "\n";
     throw ConfigError(out.str());
 }
 
@@ -31,23 +35,31 @@ using Value = toml::value;
 
 std::string type_name(const Value& v) {
     switch (v.type()) {
-        case toml::value_t::boolean: return "a boolean";
-        case toml::value_t::integer: return "an integer";
-        case toml::value_t::floating: return "a float";
-        case toml::value_t::string: return "a string";
+        case toml::value_t::boolean:
+            return "a boolean";
+        case toml::value_t::integer:
+            return "an integer";
+        case toml::value_t::floating:
+            return "a float";
+        case toml::value_t::string:
+            return "a string";
         case toml::value_t::offset_datetime:
         case toml::value_t::local_datetime:
         case toml::value_t::local_date:
-        case toml::value_t::local_time: return "a date or time";
-        case toml::value_t::array: return "an array";
-        case toml::value_t::table: return "a table";
-        default: return "empty";
+        case toml::value_t::local_time:
+            return "a date or time";
+        case toml::value_t::array:
+            return "an array";
+        case toml::value_t::table:
+            return "a table";
+        default:
+            return "empty";
     }
 }
 
 // Walks one table: rejects keys it does not know, type-checks the ones it does.
 class TableReader {
-public:
+  public:
     TableReader(const std::string& file, const Value& table, std::string where,
                 std::set<std::string> known)
         : file_(file), table_(table), where_(std::move(where)) {
@@ -87,9 +99,23 @@ public:
                  "\"" + key + "\" must be at least " + std::to_string(minimum.count()) + "ms");
     }
 
+    // An integer under `key` within [low, high], left unchanged when absent.
+    void integer(const std::string& key, int& out, int low, int high) const {
+        const Value* v = find(key);
+        if (v == nullptr) return;
+        if (!v->is_integer())
+            fail(file_, *v, "\"" + key + "\" must be an integer, found " + type_name(*v));
+        const auto n = v->as_integer();
+        if (n < low || n > high)
+            fail(file_, *v,
+                 "\"" + key + "\" must be between " + std::to_string(low) + " and " +
+                     std::to_string(high));
+        out = static_cast<int>(n);
+    }
+
     const std::string& file() const { return file_; }
 
-private:
+  private:
     const std::string& file_;
     const Value& table_;
     std::string where_;
@@ -104,18 +130,81 @@ net::HostPort host_port(const TableReader& reader, const std::string& key,
     return out;
 }
 
-void read_health_check(const std::string& file, const Value& v, HealthCheckConfig& out) {
-    if (!v.is_table()) fail(file, v, "\"health_check\" must be a table, found " + type_name(v));
-    const TableReader reader(file, v, "[health_check]", {"interval", "timeout"});
-    reader.duration("interval", out.interval, Millis(10));
-    reader.duration("timeout", out.timeout, Millis(1));
+// One rule of expect_status: 200, "200", "2xx" or "200-299". Empty string: fine.
+std::string parse_status_rule(const std::string& text, StatusRange& out) {
+    auto number = [](const std::string& t, int& n) {
+        if (t.size() != 3 || t.find_first_not_of("0123456789") != std::string::npos) return false;
+        n = std::stoi(t);
+        return n >= 100 && n <= 599;
+    };
+    if (text.size() == 3 && text[0] >= '1' && text[0] <= '5' && text.substr(1) == "xx") {
+        out.low = (text[0] - '0') * 100;
+        out.high = out.low + 99;
+        return {};
+    }
+    const auto dash = text.find('-');
+    if (dash == std::string::npos) {
+        if (!number(text, out.low))
+            return "\"" + text +
+                   "\" is not a status (100-599), a class like \"2xx\" or a range like \"200-299\"";
+        out.high = out.low;
+        return {};
+    }
+    if (!number(text.substr(0, dash), out.low) || !number(text.substr(dash + 1), out.high) ||
+        out.low > out.high)
+        return "\"" + text + "\" is not a range of statuses like \"200-299\"";
+    return {};
 }
 
-TargetConfig read_target(const std::string& file, const Value& v, size_t number) {
+void read_expect_status(const std::string& file, const Value& v, HealthCheckConfig& out) {
+    std::vector<const Value*> items;
+    if (v.is_array()) {
+        for (const Value& item : v.as_array()) items.push_back(&item);
+        if (items.empty()) fail(file, v, "\"expect_status\" must not be empty");
+    } else {
+        items.push_back(&v);
+    }
+    out.expect_status.clear();
+    for (const Value* item : items) {
+        std::string text;
+        if (item->is_integer())
+            text = std::to_string(item->as_integer());
+        else if (item->is_string())
+            text = item->as_string().str;
+        else
+            fail(file, *item,
+                 "\"expect_status\" takes statuses, classes (\"2xx\") or ranges (\"200-299\"), "
+                 "found " +
+                     type_name(*item));
+        StatusRange range;
+        const std::string error = parse_status_rule(text, range);
+        if (!error.empty()) fail(file, *item, "\"expect_status\": " + error);
+        out.expect_status.push_back(range);
+    }
+}
+
+// Reads a [health_check] table over `out` (which holds the defaults to override).
+void read_health_check(const std::string& file, const Value& v, HealthCheckConfig& out,
+                       const std::string& where) {
+    if (!v.is_table()) fail(file, v, "\"health_check\" must be a table, found " + type_name(v));
+    const TableReader reader(file, v, where,
+                             {"interval", "timeout", "rise", "fall", "expect_status"});
+    reader.duration("interval", out.interval, Millis(10));
+    reader.duration("timeout", out.timeout, Millis(1));
+    reader.integer("rise", out.rise, 1, 100);
+    reader.integer("fall", out.fall, 1, 100);
+    if (const Value* expect = reader.find("expect_status")) read_expect_status(file, *expect, out);
+}
+
+TargetConfig read_target(const std::string& file, const Value& v, size_t number,
+                         const HealthCheckConfig& defaults) {
     const std::string where = "[[targets]] #" + std::to_string(number);
     if (!v.is_table()) fail(file, v, where + " must be a table, found " + type_name(v));
-    const TableReader reader(file, v, where, {"address", "health_check_endpoint"});
+    const TableReader reader(file, v, where, {"address", "health_check_endpoint", "health_check"});
     TargetConfig target;
+    target.health_check = defaults;
+    if (const Value* health = reader.find("health_check"))
+        read_health_check(file, *health, target.health_check, where + " health_check");
     target.line = static_cast<int>(v.location().line());
     const std::string* address = reader.string("address");
     if (address == nullptr) fail(file, v, where + " has no \"address\" (HOST:PORT)");
@@ -144,18 +233,16 @@ Config build(const Value& root, const std::string& file) {
                               "shutdown_timeout", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
         config.listen = host_port(reader, "listen", *listen);
-    if (const Value* workers = reader.find("workers")) {
-        if (!workers->is_integer())
-            fail(file, *workers, "\"workers\" must be an integer, found " + type_name(*workers));
-        const auto n = workers->as_integer();
-        if (n < 1 || n > 1024) fail(file, *workers, "\"workers\" must be between 1 and 1024");
-        config.workers = static_cast<unsigned>(n);
+    if (reader.find("workers")) {
+        int workers = 1;
+        reader.integer("workers", workers, 1, 1024);
+        config.workers = static_cast<unsigned>(workers);
     }
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
     reader.duration("drain_timeout", config.drain_timeout, Millis(0));
     reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
     if (const Value* health = reader.find("health_check"))
-        read_health_check(file, *health, config.health_check);
+        read_health_check(file, *health, config.health_check, "[health_check]");
 
     const Value* targets = reader.find("targets");
     if (targets == nullptr)
@@ -167,7 +254,7 @@ Config build(const Value& root, const std::string& file) {
     if (list.size() > 256) fail(file, *targets, "too many targets (at most 256)");
     std::map<std::string, int> seen;  // normalised address -> line
     for (size_t i = 0; i < list.size(); ++i) {
-        TargetConfig target = read_target(file, list[i], i + 1);
+        TargetConfig target = read_target(file, list[i], i + 1, config.health_check);
         const auto [it, inserted] = seen.emplace(target.host_port.canonical(), target.line);
         if (!inserted)
             fail(file, list[i].as_table().at("address"),

@@ -57,8 +57,10 @@ std::string ProbeResult::describe() const {
     return down_reason_name(reason);
 }
 
-ProbeResult probe(const net::Endpoint& address, const std::string& host_header,
-                  const std::string& path, Millis timeout) {
+ProbeResult probe(const net::Endpoint& address, const TargetConfig& target) {
+    const Millis timeout = target.health_check.timeout;
+    const std::string& path = target.health_check_endpoint;
+    const std::string& host_header = target.address;
     const auto deadline = Clock::now() + timeout;
     UniqueFd fd = net::connect_with_timeout(address, timeout);
     if (!fd) return failed(reason_for_errno(errno));
@@ -92,7 +94,7 @@ ProbeResult probe(const net::Endpoint& address, const std::string& host_header,
             case StatusLine::ok: {
                 ProbeResult r;
                 r.status = status;
-                r.healthy = status >= 200 && status <= 299;
+                r.healthy = target.health_check.accepts(status);
                 r.reason = r.healthy ? DownReason::none : DownReason::bad_status;
                 return r;
             }

@@ -18,9 +18,9 @@ struct ProbeResult {
     std::string describe() const;  // "connection refused", "status 503", ...
 };
 
-// `host_header` is the target as configured ("http-api-1:8001"); `path` empty means a
-// plain TCP connect check.
-ProbeResult probe(const net::Endpoint& address, const std::string& host_header,
-                  const std::string& path, Millis timeout);
+// Checks `address` for `target`: a plain TCP connect when the target has no
+// health_check_endpoint, else GET that path with `Host: <target.address>`, healthy when
+// the status is one of `target.health_check.expect_status`. Within health_check.timeout.
+ProbeResult probe(const net::Endpoint& address, const TargetConfig& target);
 
 }  // namespace sluice::health

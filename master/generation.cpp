@@ -1,5 +1,7 @@
 #include "master/generation.hpp"
 
+#include <algorithm>
+
 #include "common/log.hpp"
 
 namespace sluice {
@@ -18,21 +20,34 @@ void copy_slot(const TargetSlot& from, TargetSlot& to) {
     net::Endpoint address;
     if (from.load_address(address)) to.store_address(address);
     to.last_status.store(from.last_status.load());
+    to.check_us.store(from.check_us.load());
     to.reason.store(from.reason.load());
     to.up.store(from.up.load());
 }
 
-void start_slot(const TargetConfig& target, TargetSlot& slot) {
+// Carries target `from` of the previous table over to target `to` of the new one.
+void copy_group(const SharedTable& before, size_t from, SharedTable& after, size_t to) {
+    const uint32_t count = before.groups[from].address_count.load();
+    for (size_t a = 0; a < count && a < kAddressesPerTarget; ++a)
+        copy_slot(before.slot(from, a), after.slot(to, a));
+    after.groups[to].address_count.store(count);
+}
+
+// A target seen for the first time: every address its name resolves to starts healthy.
+void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
     std::string error;
     const auto addresses = net::resolve(target.host_port, error);
     if (addresses.empty()) {
-        slot.reason.store(static_cast<uint32_t>(DownReason::unresolved));
         LOG_WARN("target %s does not resolve yet (%s): DOWN until it does",
                  target.address.c_str(), error.c_str());
         return;
     }
-    slot.store_address(addresses.front());
-    slot.up.store(1);
+    const size_t count = std::min(addresses.size(), kAddressesPerTarget);
+    for (size_t a = 0; a < count; ++a) {
+        table.slot(t, a).store_address(addresses[a]);
+        table.slot(t, a).up.store(1);
+    }
+    table.groups[t].address_count.store(static_cast<uint32_t>(count));
 }
 
 }  // namespace
@@ -49,8 +64,8 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
     table.target_count.store(static_cast<uint32_t>(targets.size()));
     for (size_t i = 0; i < targets.size(); ++i) {
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
-        if (before >= 0) copy_slot(previous->segment.table().targets[before], table.targets[i]);
-        else start_slot(targets[i], table.targets[i]);
+        if (before >= 0) copy_group(previous->segment.table(), before, table, i);
+        else start_group(targets[i], table, i);
     }
     return generation;
 }

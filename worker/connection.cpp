@@ -22,17 +22,39 @@ void set_no_delay(int fd) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+DownReason reason_for_connect_errno(int err) {
+    switch (err) {
+        case ECONNREFUSED: return DownReason::refused;
+        case ETIMEDOUT: return DownReason::timeout;
+        case ENETUNREACH:
+        case EHOSTUNREACH: return DownReason::unreachable;
+        default: return DownReason::error;
+    }
+}
+
+// Passive health: a target this worker could not connect to is taken out of rotation at
+// once for every worker; the health checker brings it back when a check passes.
+void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint& address,
+               int err) {
+    slot.reason.store(static_cast<uint32_t>(reason_for_connect_errno(err)));
+    slot.passive_failures.fetch_add(1);
+    if (slot.up.exchange(0) == 1) {
+        LOG_WARN("target %s DOWN: %s (%s), seen by a worker; trying the next healthy target",
+                 target.address.c_str(), std::strerror(err), address.to_string().c_str());
+    }
+}
+
 // Connects to the candidates in turn; returns the first socket that connects.
 UniqueFd connect_first(const Candidates& candidates, const Config& config, SharedTable& table) {
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
         if (index < 0) return UniqueFd();
+        TargetSlot& slot = table.slots[index];
         net::Endpoint address;
-        if (!table.targets[index].load_address(address)) continue;
+        if (!slot.load_address(address)) continue;
         UniqueFd target = net::connect_with_timeout(address, config.connect_timeout);
         if (target) return target;
-        LOG_WARN("connect to target %s failed: %s; trying the next healthy target",
-                 config.targets[index].address.c_str(), std::strerror(errno));
+        mark_down(slot, config.targets[index / kAddressesPerTarget], address, errno);
     }
 }
 

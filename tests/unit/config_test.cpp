@@ -179,7 +179,7 @@ TEST(ConfigErrors, UnknownKeys) {
                 At(3, "unknown key \"helth_check\""));
     // The message lists the keys that are known, and quotes the offending line.
     const std::string all = error_of(with_target("adress = \"b:1\"\n"));
-    EXPECT_THAT(all, HasSubstr("known keys: address, health_check_endpoint"));
+    EXPECT_THAT(all, HasSubstr("known keys: address, health_check, health_check_endpoint"));
     EXPECT_THAT(all, HasSubstr("adress = \"b:1\""));
 }
 

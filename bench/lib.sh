@@ -1,0 +1,109 @@
+# Helpers for bench/run.sh: free ports, starting and stopping the processes it owns, wrk.
+# Sourced, not run. Expects BENCH_DIR (this folder), WORK (a scratch folder) and PY.
+
+STARTED_PIDS=()  # every process started here, stopped by stop_all (run.sh's EXIT trap)
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# free_ports K: K distinct free loopback ports (all bound at once, then released).
+free_ports() {
+  "$PY" - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# render TEMPLATE OUT KEY=VALUE...: replaces each @KEY@ in TEMPLATE.
+render() {
+  local template=$1 out=$2 kv args=()
+  shift 2
+  for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+  sed "${args[@]}" "$template" >"$out"
+}
+
+# wait_http PORT [SECONDS]: until GET / on 127.0.0.1:PORT answers 200 "ok".
+wait_http() {
+  local port=$1 deadline=$((SECONDS + ${2:-10}))
+  until [[ $(curl -s --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null) == ok ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# spawn NAME CMD...: starts CMD in the background, logs to $WORK/NAME.log; sets SPAWNED.
+spawn() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  SPAWNED=$!
+  STARTED_PIDS+=("$SPAWNED")
+}
+
+# stop PID: SIGTERM, then SIGKILL after 5 s; only for pids started by spawn.
+stop() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do stop "$pid"; done
+  STARTED_PIDS=()
+}
+
+# start_backend PORT: nginx answering 200 "ok"; sets SPAWNED.
+start_backend() {
+  local port=$1 dir=$WORK/backend-$1
+  mkdir -p "$dir"
+  render "$BENCH_DIR/conf/backend.conf.in" "$dir/nginx.conf" DIR="$dir" PORT="$port"
+  spawn "backend-$port" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+  wait_http "$port" || die "backend on port $port did not start (see $dir/error.log)"
+}
+
+# start_balancer KIND WORKERS PORT: sluice, haproxy or nginx in front of BACKEND1/BACKEND2;
+# sets SPAWNED to the root process of its tree.
+start_balancer() {
+  local kind=$1 workers=$2 port=$3 dir=$WORK/$1-w$2-$3
+  mkdir -p "$dir"
+  case $kind in
+    sluice)
+      render "$BENCH_DIR/conf/sluice.toml.in" "$dir/sluice.toml" \
+        PORT="$port" BACKEND1="$BACKEND1" BACKEND2="$BACKEND2"
+      spawn "$kind-w$workers-$port" "$SLUICE_BIN" --config "$dir/sluice.toml" --workers "$workers"
+      ;;
+    haproxy)
+      render "$BENCH_DIR/conf/haproxy.cfg.in" "$dir/haproxy.cfg" \
+        PORT="$port" BACKEND1="$BACKEND1" BACKEND2="$BACKEND2" WORKERS="$workers" \
+        MAXCONN=10000 CHECK="$([[ ${BENCH_HAPROXY_CHECK:-0} == 1 ]] && echo check)"
+      spawn "$kind-w$workers-$port" haproxy -db -f "$dir/haproxy.cfg"
+      ;;
+    nginx)
+      render "$BENCH_DIR/conf/nginx-stream.conf.in" "$dir/nginx.conf" \
+        DIR="$dir" PORT="$port" BACKEND1="$BACKEND1" BACKEND2="$BACKEND2" WORKERS="$workers"
+      spawn "$kind-w$workers-$port" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+      ;;
+    *) die "unknown balancer $kind" ;;
+  esac
+  wait_http "$port" || die "$kind (workers $workers) on port $port did not start (see $WORK)"
+}
+
+# run_wrk OUT PID PORT WRK_ARGS...: one wrk run against PORT; writes wrk's output to OUT
+# and, to OUT.cpu, the CPU ticks PID's process tree used meanwhile.
+run_wrk() {
+  local out=$1 pid=$2 port=$3 before after
+  shift 3
+  before=$("$PY" "$BENCH_DIR/proc.py" cpu "$pid")
+  wrk "$@" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 || log "wrk failed: see $out"
+  after=$("$PY" "$BENCH_DIR/proc.py" cpu "$pid")
+  echo $((after - before)) >"$out.cpu"
+}
