@@ -45,7 +45,9 @@ spawn() {
 
 # stop PID: SIGTERM, then SIGKILL after 5 s; only for pids started by spawn.
 stop() {
-  local pid=$1 i
+  local pid=$1 i rest=()
+  for i in "${STARTED_PIDS[@]}"; do [[ $i == "$pid" ]] || rest+=("$i"); done
+  STARTED_PIDS=("${rest[@]}")
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 50; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -58,7 +60,6 @@ stop() {
 stop_all() {
   local pid
   for pid in "${STARTED_PIDS[@]}"; do stop "$pid"; done
-  STARTED_PIDS=()
 }
 
 # start_backend PORT: nginx answering 200 "ok"; sets SPAWNED.
@@ -84,7 +85,7 @@ start_balancer() {
     haproxy)
       render "$BENCH_DIR/conf/haproxy.cfg.in" "$dir/haproxy.cfg" \
         PORT="$port" BACKEND1="$BACKEND1" BACKEND2="$BACKEND2" WORKERS="$workers" \
-        MAXCONN=10000 CHECK="$([[ ${BENCH_HAPROXY_CHECK:-0} == 1 ]] && echo check)"
+        MAXCONN=$((($(ulimit -n) - 100) / 2)) CHECK="$([[ ${BENCH_HAPROXY_CHECK:-0} == 1 ]] && echo check)"
       spawn "$kind-w$workers-$port" haproxy -db -f "$dir/haproxy.cfg"
       ;;
     nginx)

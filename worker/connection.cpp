@@ -36,11 +36,14 @@ DownReason reason_for_connect_errno(int err) {
 // once for every worker; the health checker brings it back when a check passes.
 void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint& address,
                int err) {
-    slot.reason.store(static_cast<uint32_t>(reason_for_connect_errno(err)));
+    const DownReason reason = reason_for_connect_errno(err);
+    slot.reason.store(static_cast<uint32_t>(reason));
     slot.passive_failures.fetch_add(1);
     if (slot.up.exchange(0) == 1) {
         LOG_WARN("target %s DOWN: %s (%s), seen by a worker; trying the next healthy target",
-                 target.address.c_str(), std::strerror(err), address.to_string().c_str());
+                 target.address.c_str(),
+                 reason == DownReason::error ? std::strerror(err) : down_reason_name(reason),
+                 address.to_string().c_str());
     }
 }
 

@@ -144,14 +144,15 @@ CommandResult run_command(std::vector<std::string> argv, std::chrono::millisecon
 }
 
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
-                       const std::string& body, std::chrono::milliseconds timeout) {
+                       const std::string& body, std::chrono::milliseconds timeout,
+                       const char* host) {
     HttpReply reply;
     const auto deadline = Clock::now() + timeout;
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::inet_pton(AF_INET, host, &addr.sin_addr);
     timeval tv{static_cast<time_t>(timeout.count() / 1000),
                static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

@@ -73,10 +73,11 @@ struct HttpReply {
     std::string raw;
 };
 
-// One HTTP/1.1 request on a new connection to 127.0.0.1:port with Connection: close; reads
+// One HTTP/1.1 request on a new connection to host:port (an IPv4 literal) with Connection: close; reads
 // until the server closes. Bounded by `timeout`.
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
-                       const std::string& body = "", std::chrono::milliseconds timeout = 3s);
+                       const std::string& body = "", std::chrono::milliseconds timeout = 3s,
+                       const char* host = "127.0.0.1");
 
 // Clients that open a new connection per request, back to back, until stopped; they count
 // what succeeded (status 200) and what failed.

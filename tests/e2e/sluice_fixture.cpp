@@ -18,11 +18,14 @@ void SluiceTest::start_backends(int count) {
 
 void SluiceTest::start_backend(Backend& backend) {
     backend.process = std::make_unique<Process>(
-        std::vector<std::string>{SPELLS_API_BIN, "--host", "127.0.0.1", "--port",
+        std::vector<std::string>{SPELLS_API_BIN, "--host", backend.host, "--port",
                                  std::to_string(backend.port), "--name", backend.name},
         dir_.path() + "/" + backend.name + ".log");
     ASSERT_TRUE(wait_until(
-        [&] { return http_request(backend.port, "GET", "/healthz", "", 500ms).status == 200; },
+        [&] {
+            return http_request(backend.port, "GET", "/healthz", "", 500ms, backend.host.c_str())
+                       .status == 200;
+        },
         5s))
         << backend.name << " did not start: " << backend.process->log();
 }
@@ -35,11 +38,13 @@ void SluiceTest::stop_backend(Backend& backend) {
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
     std::string text = "listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + extra_top_ +
                        "\n[health_check]\ninterval = \"" +
-                       std::to_string(kHealthInterval.count()) + "ms\"\ntimeout = \"" +
+                       std::to_string(interval_.count()) + "ms\"\ntimeout = \"" +
                        std::to_string(kHealthTimeout.count()) + "ms\"\n";
     for (size_t i = 0; i < backends_.size(); ++i) {
+        if (!backends_[i].in_config) continue;
         if (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()) continue;
-        text += "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(backends_[i].port) +
+        text += "\n[[targets]]\naddress = \"" + backends_[i].host + ":" +
+                std::to_string(backends_[i].port) +
                 "\"\nhealth_check_endpoint = \"/healthz\"\n";
     }
     return text + extra_targets_;
@@ -64,12 +69,24 @@ int SluiceTest::log_count(const std::string& needle) const {
 void SluiceTest::start_sluice(int workers) {
     port_ = free_port();
     config_path_ = dir_.write("sluice.toml", config_text());
-    sluice_ = std::make_unique<Process>(
-        std::vector<std::string>{SLUICE_BIN, "--config", config_path_, "--workers",
-                                 std::to_string(workers)},
-        dir_.path() + "/sluice.log");
+    std::vector<std::string> argv = wrapper_;
+    for (const char* arg : {SLUICE_BIN, "--config"}) argv.push_back(arg);
+    argv.push_back(config_path_);
+    argv.push_back("--workers");
+    argv.push_back(std::to_string(workers));
+    sluice_ = std::make_unique<Process>(argv, dir_.path() + "/sluice.log");
     ASSERT_TRUE(wait_until([&] { return get("/healthz").status == 200; }, 5s))
         << "sluice did not serve: " << sluice_->log();
+}
+
+std::string SluiceTest::start_sluice_with_hosts(int workers, const std::string& hosts) {
+    const std::string hosts_file = dir_.write("hosts", hosts);
+    const std::string nsswitch = dir_.write("nsswitch.conf", "hosts: files\n");
+    wrapper_ = {"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
+                "mount --bind " + hosts_file + " /etc/hosts && mount --bind " + nsswitch +
+                    " /etc/nsswitch.conf && exec \"$0\" \"$@\""};
+    start_sluice(workers);
+    return hosts_file;
 }
 
 std::map<std::string, int> SluiceTest::spread(int n) {

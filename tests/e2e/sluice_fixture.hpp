@@ -18,6 +18,8 @@ inline constexpr auto kHealthInterval = 200ms;
 inline constexpr auto kHealthTimeout = 200ms;
 
 struct Backend {
+    std::string host = "127.0.0.1";
+    bool in_config = true;  // listed as a target by config_text()
     std::string name;
     uint16_t port = 0;
     std::unique_ptr<Process> process;
@@ -40,6 +42,10 @@ protected:
     int log_count(const std::string& needle) const;
     // Starts sluice on a free port with `workers` workers; waits until it serves a request.
     void start_sluice(int workers);
+    // The same inside a private mount namespace where /etc/hosts is the file `hosts` (kept
+    // up to date by rewriting it in place) and names resolve from files only: a resolver
+    // the test controls. Needs root, as CI runs.
+    std::string start_sluice_with_hosts(int workers, const std::string& hosts);
 
     HttpReply get(const std::string& path = "/api/spells") {
         return http_request(port_, "GET", path);
@@ -53,7 +59,9 @@ protected:
     uint16_t port_ = 0;
     std::string config_path_;
     std::string extra_top_;      // more top-level keys
+    std::chrono::milliseconds interval_ = kHealthInterval;
     std::string extra_targets_;  // more [[targets]] tables
+    std::vector<std::string> wrapper_;  // a command that runs sluice (e.g. in a namespace)
 };
 
 }  // namespace sluice::test

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The sluice benchmark: sluice against HAProxy and nginx stream (and direct to a backend),
+# all on this machine. On a fresh Debian 12, as root:
+#
+#   bash bench/run.sh            # full run: writes bench/RESULTS.md, results.png, results.json
+#   bash bench/run.sh --smoke    # one short round with small counts (CI): proves the harness
+#                                # works, asserts no timing; output in $BENCH_OUT or a tmp dir
+#
+# Settings (environment): BENCH_WORKERS ("1 2"; smoke: "2"), BENCH_ROUNDS (3),
+# BENCH_DURATION (seconds per wrk run: 4), BENCH_HELD (2000), BENCH_HELD_BIG (9000, held with
+# N=2 only; 0 to skip), BENCH_HAPROXY_CHECK (0; 1 adds `check` to HAProxy's servers),
+# BENCH_OUT (where the results go), SLUICE_BIN (use this binary instead of building),
+# BUILD_DIR (scripts/build.sh's, default build), BENCH_KEEP=1 (keep the scratch folder).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+PY=${PYTHON:-/usr/bin/python3}  # Debian's: the helpers use its standard library only
+source "$BENCH_DIR/lib.sh"
+
+smoke=0
+for arg in "$@"; do
+  case $arg in
+    --smoke) smoke=1 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $arg (try --help)" ;;
+  esac
+done
+
+if ((smoke)); then
+  WORKERS_LIST=${BENCH_WORKERS:-2} ROUNDS=1 DURATION=1 PAUSE=0.2
+  C_KEEPALIVE=16 C_CLOSE=8 C_MANY=100 HELD=50 HELD_BIG=0
+  OUT=${BENCH_OUT:-/tmp/sluice-bench-smoke}
+else
+  WORKERS_LIST=${BENCH_WORKERS:-1 2} ROUNDS=${BENCH_ROUNDS:-3} DURATION=${BENCH_DURATION:-4}
+  PAUSE=1 C_KEEPALIVE=64 C_CLOSE=32 C_MANY=1000
+  HELD=${BENCH_HELD:-2000} HELD_BIG=${BENCH_HELD_BIG:-9000}
+  OUT=${BENCH_OUT:-$BENCH_DIR}
+fi
+SCENARIOS=(keepalive close many)
+BALANCERS=(sluice haproxy nginx)
+
+# wrk's arguments for one scenario, into ARGS.
+scenario_args() {
+  case $1 in
+    keepalive) ARGS=(-t2 -c"$C_KEEPALIVE") ;;
+    close) ARGS=(-t2 -c"$C_CLOSE" -H 'Connection: close') ;;
+    many) ARGS=(-t2 -c"$C_MANY") ;;
+  esac
+  ARGS+=(-d"${DURATION}s")
+}
+
+# --- what it needs: Debian packages, sluice -------------------------------------------------
+[[ $(id -u) == 0 ]] || die "run as root (it installs packages with apt-get)"
+bash "$ROOT/scripts/deps.sh"
+packages=(wrk haproxy nginx libnginx-mod-stream gnuplot-nox curl python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || true
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [[ -z ${SLUICE_BIN:-} ]]; then
+  log "building sluice"
+  (cd "$ROOT" && bash scripts/build.sh sluice >/dev/null)
+  build_dir=${BUILD_DIR:-build}
+  [[ $build_dir == /* ]] || build_dir=$ROOT/$build_dir
+  SLUICE_BIN=$build_dir/master/sluice
+fi
+[[ -x $SLUICE_BIN ]] || die "no sluice binary at $SLUICE_BIN"
+
+ulimit -n "$(ulimit -Hn)"  # 1000 wrk connections, thousands of held ones
+(($(ulimit -n) >= 2 * HELD_BIG + 200)) || {
+  log "open-file limit $(ulimit -n) is too low for $HELD_BIG held connections: skipping them"
+  HELD_BIG=0
+}
+
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+mkdir -p "$WORK/wrk"
+cleanup() {
+  stop_all
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "scratch folder kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average before: $BENCH_LOAD_START (other work on the machine skews the results)"
+
+# --- backends and balancers -----------------------------------------------------------------
+read -r BACKEND1 BACKEND2 < <(free_ports 2)
+start_backend "$BACKEND1"
+DIRECT_PID=$SPAWNED  # "direct" goes to backend 1 alone; its CPU is the backend's own
+start_backend "$BACKEND2"
+
+declare -A PID PORT  # [kind-N] of each running balancer
+start_all_balancers() {
+  local n kind ports i=0
+  read -r -a ports < <(free_ports $((3 * $(wc -w <<<"$WORKERS_LIST"))))
+  for n in $WORKERS_LIST; do
+    for kind in "${BALANCERS[@]}"; do
+      PORT[$kind-$n]=${ports[i++]}
+      start_balancer "$kind" "$n" "${PORT[$kind-$n]}"
+      PID[$kind-$n]=$SPAWNED
+    done
+  done
+}
+
+# --- throughput: rounds interleave the targets ------------------------------------------------
+start_all_balancers
+log "throughput: N in {$WORKERS_LIST}, $ROUNDS round(s) of ${SCENARIOS[*]}, ${DURATION}s each"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for n in $WORKERS_LIST; do
+    for scenario in "${SCENARIOS[@]}"; do
+      scenario_args "$scenario"
+      for target in direct "${BALANCERS[@]}"; do
+        if [[ $target == direct ]]; then pid=$DIRECT_PID port=$BACKEND1
+        else pid=${PID[$target-$n]} port=${PORT[$target-$n]}; fi
+        kill -0 "$pid" 2>/dev/null || die "$target (N=$n) is gone: see $WORK/*.log"
+        log "round $round/$ROUNDS N=$n $scenario $target"
+        run_wrk "$WORK/wrk/$n-$scenario-$target-$round.txt" "$pid" "$port" "${ARGS[@]}"
+        sleep "$PAUSE"
+      done
+    done
+  done
+done
+for n in $WORKERS_LIST; do
+  for kind in "${BALANCERS[@]}"; do stop "${PID[$kind-$n]}"; done
+done
+
+# --- held connections: each balancer freshly started -------------------------------------------
+held_run() {
+  local kind=$1 n=$2 count=$3 port
+  port=$(free_ports 1)
+  start_balancer "$kind" "$n" "$port"
+  log "held: $count connections through $kind (N=$n)"
+  "$PY" "$BENCH_DIR/holder.py" --port "$port" --count "$count" --pid "$SPAWNED" \
+    --label balancer="$kind" --label workers="$n" >>"$WORK/held.jsonl" ||
+    log "holder failed for $kind (N=$n)"
+  tail -n1 "$WORK/held.jsonl" >&2
+  stop "$SPAWNED"
+  sleep "$PAUSE"
+}
+for n in $WORKERS_LIST; do
+  for kind in "${BALANCERS[@]}"; do held_run "$kind" "$n" "$HELD"; done
+done
+if ((HELD_BIG > 0)) && [[ " $WORKERS_LIST " == *" 2 "* ]]; then
+  for kind in "${BALANCERS[@]}"; do held_run "$kind" 2 "$HELD_BIG"; done
+fi
+
+# --- report ---------------------------------------------------------------------------------
+stop_all
+command="bash bench/run.sh"
+if ((smoke)); then command+=" --smoke"; fi
+for v in BENCH_WORKERS BENCH_ROUNDS BENCH_DURATION BENCH_HELD BENCH_HELD_BIG BENCH_HAPROXY_CHECK; do
+  if [[ -n ${!v:-} ]]; then command="$v=\"${!v}\" $command"; fi
+done
+BENCH_COMMAND=$command BENCH_SMOKE=$smoke BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION \
+  BENCH_SCENARIOS="${SCENARIOS[*]}" BENCH_C_KEEPALIVE=$C_KEEPALIVE BENCH_C_CLOSE=$C_CLOSE \
+  BENCH_C_MANY=$C_MANY SLUICE_BIN=$SLUICE_BIN BENCH_LOAD_START=$BENCH_LOAD_START \
+  "$PY" "$BENCH_DIR/report.py" "$WORK" "$OUT"
+log "results: $OUT/RESULTS.md, $OUT/results.png, $OUT/results.json"

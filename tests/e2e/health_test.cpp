@@ -1,0 +1,206 @@
+// Health checks against targets that misbehave on cue, passive mark-down, and names that
+// resolve to several addresses, to changing ones, or to none.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "scripted_server.hpp"
+#include "sluice_fixture.hpp"
+
+namespace sluice::test {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kFall = 2;
+
+// How a health check endpoint misbehaves once the test says so.
+enum class Fault { hang, status_500, garbage, close_mid_reply, slow_but_in_time };
+
+struct FaultCase {
+    Fault fault;
+    const char* reason;  // what the DOWN line must say; "" for a target that stays UP
+    const char* name;
+};
+
+class MisbehavingTarget : public SluiceTest, public ::testing::WithParamInterface<FaultCase> {
+protected:
+    std::atomic<bool> faulty_{false};
+    std::unique_ptr<ScriptedServer> server_;
+
+    void SetUp() override {
+        server_ = std::make_unique<ScriptedServer>([this](int fd, const std::string& path) {
+            if (path != "/healthz" || !faulty_) {
+                return ScriptedServer::send_all(fd, ScriptedServer::reply(200, "ok", "scripted"));
+            }
+            switch (GetParam().fault) {
+                case Fault::hang: return server_->hang(fd);
+                case Fault::status_500:
+                    return ScriptedServer::send_all(fd, ScriptedServer::reply(500, "no", "x"));
+                case Fault::garbage:
+                    return ScriptedServer::send_all(fd, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
+                case Fault::close_mid_reply: return ScriptedServer::send_all(fd, "HTTP/1.1 2");
+                case Fault::slow_but_in_time:
+                    std::this_thread::sleep_for(kHealthTimeout / 2);  // the target's pace
+                    return ScriptedServer::send_all(fd, ScriptedServer::reply(200, "ok", "x"));
+            }
+        });
+    }
+};
+
+TEST_P(MisbehavingTarget, IsDetectedWithItsReason) {
+    start_backends(1);
+    extra_targets_ = "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(server_->port()) +
+                     "\"\nhealth_check_endpoint = \"/healthz\"\nhealth_check = { fall = " +
+                     std::to_string(kFall) + " }\n";
+    start_sluice(1);
+    const int checks_before = server_->requests();
+    const auto turned_bad = Clock::now();
+    faulty_ = true;
+    const FaultCase& c = GetParam();
+    if (*c.reason == '\0') {
+        // Stays UP: wait for several checks to have happened, then look for no DOWN.
+        ASSERT_TRUE(wait_until([&] { return server_->requests() >= checks_before + 2 * kFall + 2; },
+                               10s));
+        EXPECT_EQ(log_count("DOWN"), 0) << sluice_->log();
+        return;
+    }
+    const std::string expected = "DOWN: " + std::string(c.reason);
+    const auto bound = kHealthInterval * 11 / 10 * kFall + kHealthTimeout;
+    ASSERT_TRUE(wait_until([&] { return log_count(expected) == 1; }, bound + 2s))
+        << sluice_->log();
+    const auto detected =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - turned_bad);
+    std::printf("[ measure  ] %-16s detected in %4lld ms (bound: interval x fall + timeout = "
+                "%lld ms)\n",
+                c.name, static_cast<long long>(detected.count()),
+                static_cast<long long>(bound.count()));
+    // The wait above polls every 10 ms; allow that and some scheduling slack.
+    EXPECT_LE(detected, bound + 150ms);
+    // Traffic moves to the healthy target.
+    ASSERT_TRUE(wait_until([&] { return spread(4)["scripted"] == 0; }, 2s));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Faults, MisbehavingTarget,
+    ::testing::Values(FaultCase{Fault::hang, "timeout", "timeout"},
+                      FaultCase{Fault::status_500, "status 500", "status 500"},
+                      FaultCase{Fault::garbage, "malformed reply", "garbage"},
+                      FaultCase{Fault::close_mid_reply, "malformed reply", "close mid-reply"},
+                      FaultCase{Fault::slow_but_in_time, "", "slow in time"}),
+    [](const auto& info) {
+        std::string name = info.param.name;
+        for (char& ch : name) {
+            if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+        }
+        return name;
+    });
+
+TEST_F(SluiceTest, RefusingTargetIsDetectedWithItsReason) {
+    start_backends(2);
+    start_sluice(1);
+    const auto killed = Clock::now();
+    stop_backend(backends_[1]);
+    const auto bound = kHealthInterval * 11 / 10 + kHealthTimeout;
+    ASSERT_TRUE(wait_until([&] { return log_count("DOWN: connection refused") == 1; }, bound + 2s));
+    const auto detected =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
+    std::printf("[ measure  ] %-16s detected in %4lld ms (bound %lld ms)\n", "refused",
+                static_cast<long long>(detected.count()), static_cast<long long>(bound.count()));
+    EXPECT_LE(detected, bound + 150ms);
+}
+
+TEST_F(SluiceTest, HangingTargetDoesNotDelayTheOthers) {
+    ScriptedServer hung([&](int fd, const std::string&) { hung.hang(fd); });
+    start_backends(1);
+    // A long timeout: checks of the hung target take 3 s each.
+    extra_targets_ = "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(hung.port()) +
+                     "\"\nhealth_check_endpoint = \"/healthz\"\n"
+                     "health_check = { timeout = \"3s\" }\n";
+    start_sluice(1);
+    ASSERT_TRUE(wait_until([&] { return hung.requests() > 0; }, 5s));
+    const auto killed = Clock::now();
+    stop_backend(backends_[0]);
+    ASSERT_TRUE(wait_until([&] { return log_count("DOWN: connection refused") == 1; }, 5s))
+        << sluice_->log();
+    const auto detected =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed);
+    EXPECT_LT(detected, 1500ms) << "waited for the hung target's 3 s check";
+}
+
+TEST_F(SluiceTest, PassiveMarkDownLosesNoConnection) {
+    start_backends(2);
+    // Checks every 5 s: the workers' own connect failures must keep clients whole.
+    interval_ = 5s;
+    start_sluice(2);
+    {
+        LoadGenerator warm(port_, 2);
+        ASSERT_TRUE(wait_until([&] { return warm.ok() > 100; }, 10s));
+    }
+    // Killed between two requests, so that no request is in flight on it: every failure
+    // after this would be a new connection lost.
+    stop_backend(backends_[1]);
+    LoadGenerator load(port_, 2);
+    ASSERT_TRUE(wait_until([&] { return load.ok() > 300; }, 10s));
+    load.stop();
+    EXPECT_EQ(load.failed(), 0) << load.last_failure();
+    // A worker took it out, once for all workers.
+    EXPECT_EQ(log_count("seen by a worker"), 1) << sluice_->log();
+}
+
+TEST_F(SluiceTest, NameWithSeveralAddressesBecomesSeveralTargetsAndFollowsChanges) {
+    // One name, svc, for backends on 127.0.0.1, 127.0.0.2 and later 127.0.0.3, same port.
+    const uint16_t port = free_port();
+    for (int i = 1; i <= 3; ++i) {
+        Backend b;
+        b.host = "127.0.0." + std::to_string(i);
+        b.name = "api-" + std::to_string(i);
+        b.port = port;
+        backends_.push_back(std::move(b));
+    }
+    for (Backend& b : backends_) b.in_config = false;  // the config names only svc
+    start_backend(backends_[0]);
+    start_backend(backends_[1]);
+    extra_targets_ = "\n[[targets]]\naddress = \"svc:" + std::to_string(port) +
+                     "\"\nhealth_check_endpoint = \"/healthz\"\n";
+    start_sluice_with_hosts(2, "127.0.0.1 svc\n127.0.0.2 svc\n");
+    auto served = spread(20);
+    EXPECT_EQ(served["api-1"], 10);
+    EXPECT_EQ(served["api-2"], 10);
+
+    // The name moves: .1 goes away, .3 comes.
+    start_backend(backends_[2]);
+    dir_.write("hosts", "127.0.0.2 svc\n127.0.0.3 svc\n");
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return log_count("127.0.0.3:" + std::to_string(port) + " added") == 1 &&
+                   log_count("127.0.0.1:" + std::to_string(port) + " removed") == 1;
+        },
+        kHealthInterval * 3 + 2s))
+        << sluice_->log();
+    ASSERT_TRUE(wait_until([&] { return get().instance == "api-3"; }, 2s));
+    served = spread(20);
+    EXPECT_EQ(served["api-1"], 0);
+    EXPECT_EQ(served["api-2"], 10);
+    EXPECT_EQ(served["api-3"], 10);
+}
+
+TEST_F(SluiceTest, UnresolvableNameIsNotFatal) {
+    start_backends(1);
+    extra_targets_ = "\n[[targets]]\naddress = \"not-yet-there:8001\"\n"
+                     "health_check_endpoint = \"/healthz\"\n";
+    start_sluice_with_hosts(1, "127.0.0.1 localhost\n");
+    EXPECT_EQ(spread(10)["api-1"], 10);
+    EXPECT_THAT(sluice_->log(), HasSubstr("not-yet-there:8001 does not resolve yet"));
+    EXPECT_TRUE(sluice_->running());
+}
+
+}  // namespace
+}  // namespace sluice::test
