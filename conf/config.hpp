@@ -3,6 +3,8 @@
 // No toml types past conf/loader.cpp. Defaults here are the documented defaults
 // (docs/configuration.md has one entry per key).
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -52,6 +54,11 @@ struct Config {
     Millis connect_timeout{2000};
     Millis drain_timeout{30000};     // old workers finish their connections after a reload
     Millis shutdown_timeout{10000};  // connections finish after SIGTERM/SIGINT
+    // Who the workers and the checker run as (the master keeps its own identity, to bind a
+    // new privileged listen address on reload). Unset: no change.
+    std::optional<uid_t> user;
+    std::optional<gid_t> group;  // unset with `user` set: the user's primary group
+    std::string user_name;
     HealthCheckConfig health_check;
     std::vector<TargetConfig> targets;
 };

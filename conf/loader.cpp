@@ -1,5 +1,8 @@
 #include "conf/loader.hpp"
 
+#include <grp.h>
+#include <pwd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +18,7 @@ namespace sluice {
 namespace {
 
 using Value = toml::value;
+using group_t = struct group;
 
 // Formats "FILE:LINE: message" followed by the offending line, as toml11 underlines it.
 [[noreturn]] void fail(const std::string& file, const Value& at, const std::string& message) {
@@ -225,12 +229,32 @@ TargetConfig read_target(const std::string& file, const Value& v, size_t number,
     return target;
 }
 
+// `user` and `group`: names (or numbers) looked up now, so that a typo is a config error.
+void read_identity(const TableReader& reader, Config& config) {
+    if (const std::string* user = reader.string("user")) {
+        const passwd* pw = getpwnam(user->c_str());
+        if (pw == nullptr)
+            fail(reader.file(), *reader.find("user"), "user \"" + *user + "\" does not exist");
+        config.user = pw->pw_uid;
+        config.group = pw->pw_gid;
+        config.user_name = *user;
+    }
+    if (const std::string* group = reader.string("group")) {
+        if (!config.user)
+            fail(reader.file(), *reader.find("group"), "\"group\" needs \"user\" as well");
+        const group_t* gr = getgrnam(group->c_str());
+        if (gr == nullptr)
+            fail(reader.file(), *reader.find("group"), "group \"" + *group + "\" does not exist");
+        config.group = gr->gr_gid;
+    }
+}
+
 Config build(const Value& root, const std::string& file) {
     Config config;
     config.source = file;
     const TableReader reader(file, root, "the top level",
                              {"listen", "workers", "connect_timeout", "drain_timeout",
-                              "shutdown_timeout", "health_check", "targets"});
+                              "shutdown_timeout", "user", "group", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
         config.listen = host_port(reader, "listen", *listen);
     if (reader.find("workers")) {
@@ -241,6 +265,7 @@ Config build(const Value& root, const std::string& file) {
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
     reader.duration("drain_timeout", config.drain_timeout, Millis(0));
     reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
+    read_identity(reader, config);
     if (const Value* health = reader.find("health_check"))
         read_health_check(file, *health, config.health_check, "[health_check]");
 

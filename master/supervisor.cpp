@@ -1,5 +1,6 @@
 #include "master/supervisor.hpp"
 
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,19 @@ std::string describe_status(int status) {
 }
 
 const char* role_name(bool health) { return health ? "health" : "worker"; }
+
+// Switches a child to the configured user and group before it touches any connection.
+// Failing to is fatal: running as root by mistake is worse than not running.
+void drop_privileges(const Config& config) {
+    if (!config.user) return;
+    const gid_t gid = *config.group;
+    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(*config.user) != 0) {
+        LOG_ERROR("cannot switch to user %s (uid %u, gid %u): %s", config.user_name.c_str(),
+                  static_cast<unsigned>(*config.user), static_cast<unsigned>(gid),
+                  std::strerror(errno));
+        _exit(kExitFatal);
+    }
+}
 
 }  // namespace
 
@@ -79,10 +93,12 @@ void Supervisor::spawn(Child& child) {
 }
 
 void Supervisor::run_child(const Child& child) {
+    log::set_role(role_name(child.role == Role::health));
+    drop_privileges(current_->config);
     // A child never outlives the master; if the master died before prctl, leave now.
+    // (After the identity change: changing credentials clears the death signal.)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master_pid_) _exit(kExitOk);
-    log::set_role(role_name(child.role == Role::health));
     int code = kExitFatal;
     try {
         SharedTable& table = current_->segment.table();

@@ -2,7 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "sluice_fixture.hpp"
 
@@ -73,6 +76,51 @@ TEST_F(SluiceTest, KilledWorkerIsRespawnedAndServiceContinues) {
         << sluice_->log();
     EXPECT_TRUE(wait_until([&] { return get().status == 200; }, 5s));
     EXPECT_THAT(sluice_->log(), HasSubstr("restarting it"));
+}
+
+}  // namespace
+}  // namespace sluice::test
+
+namespace sluice::test {
+namespace {
+
+// "Uid:" / "Gid:" lines of /proc/PID/status: real, effective, saved, filesystem.
+std::string id_line(pid_t pid, const std::string& key) {
+    const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
+    const auto at = status.find("\n" + key + ":");
+    if (at == std::string::npos) return "";
+    std::string line = status.substr(at + key.size() + 2);
+    line = line.substr(0, line.find('\n'));
+    const auto first = line.find_first_not_of(" \t");
+    const auto last = line.find_last_not_of(" \t");
+    return first == std::string::npos ? "" : line.substr(first, last - first + 1);
+}
+
+TEST_F(SluiceTest, WorkersAndCheckerRunAsTheConfiguredUser) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to switch users (CI runs as root)";
+    start_backends(2);
+    extra_top_ = "user = \"nobody\"\ngroup = \"nogroup\"\n";
+    start_sluice(2);
+    std::vector<pid_t> children;
+    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    const uid_t nobody = getpwnam("nobody")->pw_uid;
+    const gid_t nogroup = getgrnam("nogroup")->gr_gid;
+    const std::string uids = std::to_string(nobody) + "\t" + std::to_string(nobody) + "\t" +
+                             std::to_string(nobody) + "\t" + std::to_string(nobody);
+    const std::string gids = std::to_string(nogroup) + "\t" + std::to_string(nogroup) + "\t" +
+                             std::to_string(nogroup) + "\t" + std::to_string(nogroup);
+    for (pid_t pid : children) {
+        EXPECT_EQ(id_line(pid, "Uid"), uids) << pid;
+        EXPECT_EQ(id_line(pid, "Gid"), gids) << pid;
+        EXPECT_EQ(id_line(pid, "Groups"), std::to_string(nogroup)) << pid;
+    }
+    EXPECT_EQ(id_line(sluice_->pid(), "Uid").substr(0, 2), "0\t");  // the master keeps root
+    const auto served = spread(10);
+    EXPECT_EQ(served.at("api-1"), 5);
+    EXPECT_EQ(served.at("api-2"), 5);
+    // The checker still works as nobody.
+    stop_backend(backends_[0]);
+    EXPECT_TRUE(wait_until([&] { return log_count("Healthy targets: 1") == 1; }, 5s));
 }
 
 }  // namespace

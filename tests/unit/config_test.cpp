@@ -353,3 +353,30 @@ TEST_F(ConfigFile, DirectoryIsNotReportedAsAConfigWithoutTargets) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigIdentity, UserAndGroupAreLookedUpAtLoad) {
+    const Config c = parse_config(
+        "user = \"nobody\"\ngroup = \"nogroup\"\n[[targets]]\naddress = \"a:1\"\n", "u.toml");
+    ASSERT_TRUE(c.user.has_value());
+    EXPECT_EQ(*c.user, 65534u);
+    EXPECT_EQ(c.user_name, "nobody");
+    EXPECT_EQ(*c.group, 65534u);
+    for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
+             {"user = \"no-such-user-here\"\n", "u.toml:1: user \"no-such-user-here\" does not exist"},
+             {"user = \"nobody\"\ngroup = \"no-such-group\"\n", "u.toml:2: group \"no-such-group\" does not exist"},
+             {"group = \"nogroup\"\n", "u.toml:1: \"group\" needs \"user\""},
+             {"user = 0\n", "u.toml:1: \"user\" must be a string"}}) {
+        try {
+            parse_config(text + "[[targets]]\naddress = \"a:1\"\n", "u.toml");
+            ADD_FAILURE() << "accepted: " << text;
+        } catch (const ConfigError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind(message, 0), 0u) << e.what();
+        }
+    }
+}
+
+}  // namespace
+}  // namespace sluice
