@@ -4,6 +4,7 @@
 // UTC timestamp, the process role (master, worker, health) and the pid.
 
 #include <cstdarg>
+#include <string>
 
 namespace sluice::log {
 
@@ -12,6 +13,8 @@ enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
 // Sets the role printed on every line of this process (call after fork).
 void set_role(const char* role);
 void set_level(Level level);
+// "error", "warn", "info" or "debug" (as validated by the config loader); else info.
+Level parse_level(const std::string& name);
 bool enabled(Level level);
 
 // printf-style; a line longer than the buffer is truncated, never split.

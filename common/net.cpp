@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -67,19 +68,25 @@ std::string parse_host_port(std::string_view text, HostPort& out) {
     return {};
 }
 
-std::string Endpoint::to_string() const {
+void Endpoint::format(char* out, size_t size) const {
     char text[INET6_ADDRSTRLEN] = "?";
     if (family() == AF_INET) {
         const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
         inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-        return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
-    }
-    if (family() == AF_INET6) {
+        std::snprintf(out, size, "%s:%u", text, ntohs(in->sin_port));
+    } else if (family() == AF_INET6) {
         const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
         inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-        return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
+        std::snprintf(out, size, "[%s]:%u", text, ntohs(in6->sin6_port));
+    } else {
+        std::snprintf(out, size, "unresolved");
     }
-    return "unresolved";
+}
+
+std::string Endpoint::to_string() const {
+    char text[INET6_ADDRSTRLEN + 16];
+    format(text, sizeof text);
+    return text;
 }
 
 bool Endpoint::operator==(const Endpoint& other) const {

@@ -40,6 +40,8 @@ struct Endpoint {
     int family() const { return storage.ss_family; }
     bool valid() const { return length != 0; }
     std::string to_string() const;  // "1.2.3.4:80" or "[::1]:80"
+    // The same into `out` (NUL-terminated, truncated to `size`), without allocating.
+    void format(char* out, size_t size) const;
     bool operator==(const Endpoint& other) const;
 };
 

@@ -13,7 +13,11 @@
 //   group.address_count,
 //   slot.address, reason,
 //   last_status, check_us   the health checker (one checker thread per target)
-//   slot.passive_failures   every worker, fetch_add only
+//   slot.passive_failures,
+//   active, connections,
+//   bytes_*; the global
+//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub)
+//   worker_active[w]        worker w only; its successor zeroes it and takes it off `active`
 //   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
 //                           connect writes 0 (passive health). Either order is right: a
 //                           worker's 0 landing after the checker's 1 keeps the target out
@@ -39,6 +43,7 @@ inline constexpr uint32_t kTableLayoutVersion = 1;
 inline constexpr size_t kMaxTargets = 256;
 inline constexpr size_t kAddressesPerTarget = 16;
 inline constexpr size_t kMaxSlots = kMaxTargets * kAddressesPerTarget;
+inline constexpr size_t kMaxWorkers = 64;
 inline constexpr size_t kCacheLine = 64;
 
 // Why a target is DOWN. Stored as a number in the slot; text from down_reason_name().
@@ -64,6 +69,12 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<uint32_t> last_status{0};  // HTTP status of the last check, 0 if none
     std::atomic<uint32_t> check_us{0};     // how long the last check took, in microseconds
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
+
+    // Traffic counters, written by the worker that owns the connection (fetch_add/sub).
+    std::atomic<uint32_t> active{0};         // connections open now
+    std::atomic<uint64_t> connections{0};    // connections made to it, in all
+    std::atomic<uint64_t> bytes_to_target{0};
+    std::atomic<uint64_t> bytes_to_client{0};
     std::atomic<uint64_t> address_seq{0};  // odd while the address is being rewritten
     std::atomic<uint64_t> address_words[kAddressWords]{};
 
@@ -83,10 +94,23 @@ struct SharedTable {
     std::atomic<uint64_t> generation{0};
     std::atomic<uint32_t> target_count{0};
 
+    std::atomic<uint32_t> workers{0};         // worker processes of this generation
+    std::atomic<uint64_t> reloads{0};         // successful reloads since start
+
     alignas(kCacheLine) std::atomic<uint64_t> round_robin{0};
+
+    // Whole-balancer counters (every worker, fetch_add only).
+    alignas(kCacheLine) std::atomic<uint64_t> connections{0};  // accepted
+    std::atomic<uint64_t> rejected_no_target{0};
+    std::atomic<uint64_t> rejected_limit{0};
 
     TargetGroup groups[kMaxTargets];
     TargetSlot slots[kMaxSlots];
+
+    // Each worker's share of every slot's `active` (written by that worker only), so that a
+    // worker that died with connections open can be subtracted from `active` by its
+    // successor instead of leaving the gauge too high forever.
+    std::atomic<uint32_t> worker_active[kMaxWorkers][kMaxSlots];
 
     // The slot of address `a` of target `t`.
     static size_t slot_index(size_t t, size_t a) { return t * kAddressesPerTarget + a; }

@@ -61,6 +61,9 @@ struct Config {
     std::string user_name;
     HealthCheckConfig health_check;
     std::vector<TargetConfig> targets;
+    std::optional<net::HostPort> admin;  // the admin HTTP listener; none when unset
+    bool admin_allow_remote = false;     // allow a non-loopback admin address
+    std::string log_level = "info";      // error, warn, info (one line per connection), debug
 };
 
 // A config that cannot be used. what() is ready to print: "FILE:LINE: what is wrong", then

@@ -1,5 +1,6 @@
 #include "conf/loader.hpp"
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
 
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <toml.hpp>
 
+#include "common/shared_table.hpp"
 #include "conf/duration.hpp"
 
 namespace sluice {
@@ -101,6 +103,15 @@ class TableReader {
         if (out < minimum)
             fail(file_, *find(key),
                  "\"" + key + "\" must be at least " + std::to_string(minimum.count()) + "ms");
+    }
+
+    // A boolean under `key`, left unchanged when absent.
+    void boolean(const std::string& key, bool& out) const {
+        const Value* v = find(key);
+        if (v == nullptr) return;
+        if (!v->is_boolean())
+            fail(file_, *v, "\"" + key + "\" must be true or false, found " + type_name(*v));
+        out = v->as_boolean();
     }
 
     // An integer under `key` within [low, high], left unchanged when absent.
@@ -249,23 +260,53 @@ void read_identity(const TableReader& reader, Config& config) {
     }
 }
 
+// Whether `host` (a literal or "localhost") can only be reached from this machine.
+bool is_loopback(const std::string& host) {
+    if (host == "localhost") return true;
+    in_addr v4{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    in6_addr v6{};
+    return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// `admin` and `admin_allow_remote`: the admin listener is loopback-only unless allowed.
+void read_admin(const TableReader& reader, Config& config) {
+    reader.boolean("admin_allow_remote", config.admin_allow_remote);
+    const std::string* admin = reader.string("admin");
+    if (admin == nullptr) return;
+    config.admin = host_port(reader, "admin", *admin);
+    if (!config.admin_allow_remote && !is_loopback(config.admin->host))
+        fail(reader.file(), *reader.find("admin"),
+             "\"admin\" = \"" + *admin +
+                 "\" is not a loopback address; the admin listener shows every target and "
+                 "counter, so set admin_allow_remote = true to expose it");
+}
+
 Config build(const Value& root, const std::string& file) {
     Config config;
     config.source = file;
     const TableReader reader(file, root, "the top level",
                              {"listen", "workers", "connect_timeout", "drain_timeout",
-                              "shutdown_timeout", "user", "group", "health_check", "targets"});
+                              "shutdown_timeout", "user", "group", "admin",
+                              "admin_allow_remote", "log_level", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
         config.listen = host_port(reader, "listen", *listen);
     if (reader.find("workers")) {
         int workers = 1;
-        reader.integer("workers", workers, 1, 1024);
+        reader.integer("workers", workers, 1, static_cast<int>(kMaxWorkers));
         config.workers = static_cast<unsigned>(workers);
     }
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
     reader.duration("drain_timeout", config.drain_timeout, Millis(0));
     reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
     read_identity(reader, config);
+    read_admin(reader, config);
+    if (const std::string* level = reader.string("log_level")) {
+        if (*level != "error" && *level != "warn" && *level != "info" && *level != "debug")
+            fail(file, *reader.find("log_level"),
+                 "\"log_level\" must be one of error, warn, info, debug");
+        config.log_level = *level;
+    }
     if (const Value* health = reader.find("health_check"))
         read_health_check(file, *health, config.health_check, "[health_check]");
 

@@ -1,5 +1,7 @@
 #include "master/cli.hpp"
 
+#include "common/shared_table.hpp"
+
 #include <boost/program_options.hpp>
 #include <sstream>
 #include <stdexcept>
@@ -37,8 +39,9 @@ CliOptions parse_cli(int argc, const char* const* argv) {
     if (options.show_help || options.show_version) return options;
     if (options.config_path.empty()) throw std::invalid_argument("--config FILE is required");
     if (vm.count("workers")) {
-        if (workers < 1 || workers > 1024)
-            throw std::invalid_argument("--workers must be between 1 and 1024");
+        if (workers < 1 || workers > static_cast<int>(kMaxWorkers))
+            throw std::invalid_argument("--workers must be between 1 and " +
+                                        std::to_string(kMaxWorkers));
         options.workers = static_cast<unsigned>(workers);
     }
     return options;

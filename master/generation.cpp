@@ -23,6 +23,12 @@ void copy_slot(const TargetSlot& from, TargetSlot& to) {
     to.check_us.store(from.check_us.load());
     to.reason.store(from.reason.load());
     to.up.store(from.up.load());
+    // Counters go on from where they were (Prometheus counters should not reset on a
+    // reload); what the old generation still adds while it drains is not carried.
+    to.passive_failures.store(from.passive_failures.load());
+    to.connections.store(from.connections.load());
+    to.bytes_to_target.store(from.bytes_to_target.load());
+    to.bytes_to_client.store(from.bytes_to_client.load());
 }
 
 // Carries target `from` of the previous table over to target `to` of the new one.
@@ -61,6 +67,14 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
     SharedTable& table = generation->segment.table();
     const auto& targets = generation->config.targets;
     table.generation.store(generation->number);
+    table.workers.store(workers);
+    if (previous != nullptr) {
+        const SharedTable& before = previous->segment.table();
+        table.reloads.store(before.reloads.load() + 1);
+        table.connections.store(before.connections.load());
+        table.rejected_no_target.store(before.rejected_no_target.load());
+        table.rejected_limit.store(before.rejected_limit.load());
+    }
     table.target_count.store(static_cast<uint32_t>(targets.size()));
     for (size_t i = 0; i < targets.size(); ++i) {
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;

@@ -67,6 +67,7 @@ int run(int argc, char** argv) {
     }
 
     log::set_role("master");
+    log::set_level(log::parse_level(config.log_level));
     const unsigned workers = Supervisor::worker_count(cli.workers, config);
     const rlim_t open_files = raise_open_file_limit();
     // Two descriptors per connection, and a reserve for the listener, logs and the like.

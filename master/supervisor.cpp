@@ -94,6 +94,7 @@ void Supervisor::spawn(Child& child) {
 
 void Supervisor::run_child(const Child& child) {
     log::set_role(role_name(child.role == Role::health));
+    log::set_level(log::parse_level(current_->config.log_level));
     drop_privileges(current_->config);
     // A child never outlives the master; if the master died before prctl, leave now.
     // (After the identity change: changing credentials clears the death signal.)
@@ -105,7 +106,8 @@ void Supervisor::run_child(const Child& child) {
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table)
                    : worker::run_worker(current_->config, table, listener_.get(),
-                                        max_connections_per_worker_);
+                                        max_connections_per_worker_,
+                                        static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
     }

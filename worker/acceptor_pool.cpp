@@ -84,7 +84,11 @@ void AcceptorPool::run_thread() {
             accepting_.fetch_sub(1);
             break;
         }
-        const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        net::Endpoint peer;
+        socklen_t peer_length = sizeof peer.storage;
+        const int client = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer.storage),
+                                     &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        peer.length = peer_length;
         const int error = errno;
         accepting_.fetch_sub(1);
         if (client < 0) {
@@ -95,7 +99,7 @@ void AcceptorPool::run_thread() {
         // that someone keeps accepting.
         if (idle_.fetch_sub(1) == 1) spawn();
         active_.fetch_add(1);
-        handler_(client, *buffers);
+        handler_(client, peer, *buffers);
         ::close(client);
         active_.fetch_sub(1);
         if (idle_.load() >= limits_.max_idle) break;  // enough idle peers: retire

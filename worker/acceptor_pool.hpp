@@ -30,7 +30,8 @@ struct PoolLimits {
 
 class AcceptorPool {
 public:
-    using Handler = std::function<void(int client, ThreadBuffers& buffers)>;
+    using Handler =
+        std::function<void(int client, const net::Endpoint& peer, ThreadBuffers& buffers)>;
 
     AcceptorPool(int listen_fd, PoolLimits limits, Handler handler);
     AcceptorPool(const AcceptorPool&) = delete;

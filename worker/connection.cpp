@@ -47,8 +47,24 @@ void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint
     }
 }
 
-// Connects to the candidates in turn; returns the first socket that connects.
-UniqueFd connect_first(const Candidates& candidates, const Config& config, SharedTable& table) {
+// How the connection ended, for the log line.
+const char* end_name(const RelayResult& r) {
+    switch (r.end) {
+        case RelayEnd::completed: return r.client_finished_first ? "client_closed" : "target_closed";
+        case RelayEnd::client_error:
+        case RelayEnd::target_error: return "error";
+    }
+    return "error";
+}
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Connects to the candidates in turn; returns the first socket that connects and sets
+// `slot_index`, or an invalid fd with `last_errno` of the last failure.
+UniqueFd connect_first(const Candidates& candidates, const Config& config, SharedTable& table,
+                       int& slot_index, int& last_errno) {
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
         if (index < 0) return UniqueFd();
@@ -56,7 +72,11 @@ UniqueFd connect_first(const Candidates& candidates, const Config& config, Share
         net::Endpoint address;
         if (!slot.load_address(address)) continue;
         UniqueFd target = net::connect_with_timeout(address, config.connect_timeout);
-        if (target) return target;
+        if (target) {
+            slot_index = index;
+            return target;
+        }
+        last_errno = errno;
         mark_down(slot, config.targets[index / kAddressesPerTarget], address, errno);
     }
 }
@@ -90,20 +110,67 @@ void reply_unavailable(int client, char* scratch, size_t scratch_size) {
     }
 }
 
-void serve_connection(int client, const Config& config, SharedTable& table,
+void repair_active_counts(const WorkerContext& context) {
+    auto& mine = context.table.worker_active[context.worker_slot];
+    for (size_t i = 0; i < kMaxSlots; ++i) {
+        const uint32_t left = mine[i].exchange(0);
+        if (left > 0) context.table.slots[i].active.fetch_sub(left);
+    }
+}
+
+void serve_connection(int client, const net::Endpoint& peer, const WorkerContext& context,
                       ThreadBuffers& buffers) {
+    const auto accepted = std::chrono::steady_clock::now();
+    SharedTable& table = context.table;
+    table.connections.fetch_add(1, std::memory_order_relaxed);
     Candidates candidates;
     take_candidates(table, candidates);
-    UniqueFd target = connect_first(candidates, config, table);
+    int index = -1;
+    int last_errno = 0;
+    UniqueFd target = connect_first(candidates, context.config, table, index, last_errno);
+    char client_text[64];
     if (!target) {
-        if (candidates.count == 0) LOG_WARN("No healthy targets: replying 503");
-        else LOG_WARN("every healthy target refused: replying 503");
+        table.rejected_no_target.fetch_add(1, std::memory_order_relaxed);
+        const char* end = candidates.count == 0      ? "no_target"
+                          : last_errno == ETIMEDOUT ? "timeout"
+                                                    : "refused_all";
+        if (log::enabled(log::Level::info)) {
+            peer.format(client_text, sizeof client_text);
+            LOG_INFO("conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
+                     "bytes_to_client=%zu end=%s",
+                     client_text, ms_between(accepted, std::chrono::steady_clock::now()),
+                     sizeof kServiceUnavailable - 1, end);
+        }
         reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
         return;
     }
+    const auto connected = std::chrono::steady_clock::now();
+    TargetSlot& slot = table.slots[index];
+    auto& mine = table.worker_active[context.worker_slot][index];
+    slot.connections.fetch_add(1, std::memory_order_relaxed);
+    slot.active.fetch_add(1, std::memory_order_relaxed);
+    mine.fetch_add(1, std::memory_order_relaxed);
     set_no_delay(client);
     set_no_delay(target.get());
-    relay(client, target.get(), buffers.to_target, buffers.to_client, ThreadBuffers::kSize);
+    const RelayResult result =
+        relay(client, target.get(), buffers.to_target, buffers.to_client, ThreadBuffers::kSize,
+              ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client});
+    mine.fetch_sub(1, std::memory_order_relaxed);
+    slot.active.fetch_sub(1, std::memory_order_relaxed);
+    if (log::enabled(log::Level::info)) {
+        char target_text[64];
+        peer.format(client_text, sizeof client_text);
+        net::Endpoint address;
+        slot.load_address(address);
+        address.format(target_text, sizeof target_text);
+        const auto ended = std::chrono::steady_clock::now();
+        LOG_INFO("conn client=%s target=%s address=%s connect_ms=%.3f duration_ms=%.3f "
+                 "bytes_to_target=%llu bytes_to_client=%llu end=%s",
+                 client_text, context.config.targets[index / kAddressesPerTarget].address.c_str(),
+                 target_text, ms_between(accepted, connected), ms_between(accepted, ended),
+                 static_cast<unsigned long long>(result.bytes_to_target),
+                 static_cast<unsigned long long>(result.bytes_to_client), end_name(result));
+    }
 }
 
 }  // namespace sluice::worker

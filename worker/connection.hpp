@@ -1,10 +1,12 @@
 #pragma once
 // What happens to one accepted client connection: pick a healthy target by the shared round
-// robin, connect (on refusal try the next healthy target, each at most once), relay until
-// both sides are done; with no target to reach, the seed's 503 reply.
+// robin, connect (on failure mark it DOWN and try the next healthy target, each at most
+// once), relay until both sides are done, count it, and log one line when it ends; with no
+// target to reach, the seed's 503 reply.
 
 #include <cstddef>
 
+#include "common/net.hpp"
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
 
@@ -17,9 +19,21 @@ struct ThreadBuffers {
     char to_client[kSize];
 };
 
-// Serves `client` (a non-blocking accepted socket) to the end. The caller closes it.
-void serve_connection(int client, const Config& config, SharedTable& table,
+// What a worker's threads share: read-only config, the shared table, and which worker this
+// is (its column of SharedTable::worker_active).
+struct WorkerContext {
+    const Config& config;
+    SharedTable& table;
+    size_t worker_slot;  // 0-based, below kMaxWorkers
+};
+
+// Serves `client` (a non-blocking accepted socket from `peer`) to the end. The caller
+// closes it.
+void serve_connection(int client, const net::Endpoint& peer, const WorkerContext& context,
                       ThreadBuffers& buffers);
+
+// Takes the connections a dead predecessor of this worker left counted in `active`.
+void repair_active_counts(const WorkerContext& context);
 
 // The seed's reply when no target is healthy, byte for byte.
 inline constexpr char kServiceUnavailable[] =

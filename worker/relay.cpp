@@ -18,6 +18,8 @@ struct Direction {
     size_t pending = 0;
     bool finished = false;  // EOF read and the write side of `to` shut down
     uint64_t moved = 0;
+    std::atomic<uint64_t>* counter = nullptr;
+    uint64_t unflushed = 0;  // moved but not yet added to `counter`
     short want_from = 0;  // poll events needed before the next step can progress
     short want_to = 0;
 
@@ -34,6 +36,8 @@ struct Direction {
                     offset += static_cast<size_t>(n);
                     pending -= static_cast<size_t>(n);
                     moved += static_cast<uint64_t>(n);
+                    unflushed += static_cast<uint64_t>(n);
+                    if (unflushed >= kFlushBytes) flush();
                     continue;
                 }
                 if (n < 0 && errno == EINTR) continue;
@@ -70,6 +74,13 @@ struct Direction {
     }
 
     bool done() const { return finished && pending == 0; }
+
+    void flush() {
+        if (counter != nullptr && unflushed > 0) counter->fetch_add(unflushed);
+        unflushed = 0;
+    }
+
+    static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
 // Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN.
@@ -84,9 +95,12 @@ constexpr short kWritable = POLLOUT | POLLHUP | POLLERR;
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size) {
+                  size_t buffer_size, ByteCounters counters) {
     Direction up{client, target, buffer_to_target, buffer_size};
     Direction down{target, client, buffer_to_client, buffer_size};
+    up.counter = counters.to_target;
+    down.counter = counters.to_client;
+    bool down_finished_first = false;
     RelayResult result;
     pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};
     bool first = true;
@@ -111,6 +125,7 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
             make_close_reset(client_failed ? target : client);
             break;
         }
+        if (down.finished && !up.finished) down_finished_first = true;
         if (up.done() && down.done()) break;
 
         fds[0].events = static_cast<short>(up.want_from | down.want_to);
@@ -122,6 +137,9 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
         }
     }
+    up.flush();
+    down.flush();
+    result.client_finished_first = !down_finished_first;
     result.bytes_to_target = up.moved;
     result.bytes_to_client = down.moved;
     return result;

@@ -7,6 +7,7 @@
 // the opposite direction keeps going. A reset or error on either side ends the connection
 // at once, and the other side gets a reset too (so it learns the exchange was cut).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -20,12 +21,20 @@ enum class RelayEnd {
 
 struct RelayResult {
     RelayEnd end = RelayEnd::completed;
+    bool client_finished_first = true;  // completed: the client ended its sending first
     uint64_t bytes_to_target = 0;
     uint64_t bytes_to_client = 0;
 };
 
+// Shared counters the relay adds the bytes it moved to: at the end, and every MiB on the
+// way, so that a long transfer shows progress. May be null.
+struct ByteCounters {
+    std::atomic<uint64_t>* to_target = nullptr;
+    std::atomic<uint64_t>* to_client = nullptr;
+};
+
 // Both sockets must be non-blocking. The caller still owns and closes them.
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size);
+                  size_t buffer_size, ByteCounters counters = {});
 
 }  // namespace sluice::worker

@@ -10,12 +10,16 @@
 
 namespace sluice::worker {
 
-int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections) {
+int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections,
+               size_t worker_slot) {
+    const WorkerContext context{config, table, worker_slot};
+    repair_active_counts(context);
     PoolLimits limits;
     limits.max_threads = max_connections;
-    AcceptorPool pool(listen_fd, limits, [&config, &table](int client, ThreadBuffers& buffers) {
-        serve_connection(client, config, table, buffers);
-    });
+    AcceptorPool pool(listen_fd, limits,
+                      [&context](int client, const net::Endpoint& peer, ThreadBuffers& buffers) {
+                          serve_connection(client, peer, context, buffers);
+                      });
     pool.start();
 
     sigset_t signals;

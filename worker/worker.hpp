@@ -13,6 +13,8 @@ namespace sluice::worker {
 // and return once every connection has finished; SIGQUIT returns at once. Returns the
 // process exit code. `max_connections` caps the connections this
 // process serves at once (sized by the master from the open-file limit).
-int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections);
+// `worker_slot` (0-based) is this worker's number, stable across its respawns.
+int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections,
+               size_t worker_slot);
 
 }  // namespace sluice::worker

@@ -128,11 +128,11 @@ health_check_endpoint = "/status?full=1"
 
 TEST(ConfigLoad, InlineFormsAndBoundaryValuesAreAccepted) {
     const Config c = parse_config(
-        "workers = 1024\nconnect_timeout = \"1ms\"\n"
+        "workers = 64\nconnect_timeout = \"1ms\"\n"
         "health_check = { interval = \"10ms\", timeout = \"1ms\" }\n"
         "targets = [\n  { address = \"a:1\" },\n  { address = \"a:2\" },\n]\n",
         "inline.toml");
-    EXPECT_EQ(*c.workers, 1024u);
+    EXPECT_EQ(*c.workers, 64u);
     EXPECT_EQ(c.connect_timeout.count(), 1);
     EXPECT_EQ(c.health_check.interval.count(), 10);
     EXPECT_EQ(c.health_check.timeout.count(), 1);
@@ -274,9 +274,9 @@ TEST(ConfigErrors, BadHealthCheckEndpoint) {
 }
 
 TEST(ConfigErrors, WorkersOutOfRange) {
-    EXPECT_THAT(headline("\nworkers = 0\n" + with_target("")), At(2, "between 1 and 1024"));
-    EXPECT_THAT(headline("\nworkers = 2000\n" + with_target("")), At(2, "between 1 and 1024"));
-    EXPECT_THAT(headline("\nworkers = -1\n" + with_target("")), At(2, "between 1 and 1024"));
+    EXPECT_THAT(headline("\nworkers = 0\n" + with_target("")), At(2, "between 1 and 64"));
+    EXPECT_THAT(headline("\nworkers = 2000\n" + with_target("")), At(2, "between 1 and 64"));
+    EXPECT_THAT(headline("\nworkers = -1\n" + with_target("")), At(2, "between 1 and 64"));
 }
 
 TEST(ConfigErrors, HealthCheckMustBeATable) {
