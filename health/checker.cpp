@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/log.hpp"
+#include "health/admin_server.hpp"
 #include "health/probe.hpp"
 #include "health/tracker.hpp"
 
@@ -229,7 +230,9 @@ private:
 
 }  // namespace
 
-int run_checker(const Config& config, SharedTable& table) {
+int run_checker(const Config& config, SharedTable& table, int admin_fd) {
+    AdminServer admin(admin_fd, config, table);
+    if (admin_fd >= 0) admin.start();
     HealthyCountReporter reporter(table);
     reporter.report();  // the count the table starts with
     for (size_t i = 0; i < config.targets.size(); ++i) {

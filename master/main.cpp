@@ -84,12 +84,24 @@ int run(int argc, char** argv) {
         LOG_ERROR("cannot listen on %s: %s", config.listen.to_string().c_str(), e.what());
         return kExitFailure;
     }
+    UniqueFd admin;
+    if (config.admin) {
+        try {
+            admin = net::listen_tcp(*config.admin, 64);
+        } catch (const std::exception& e) {
+            LOG_ERROR("cannot listen on the admin address %s: %s",
+                      config.admin->to_string().c_str(), e.what());
+            return kExitFailure;
+        }
+        LOG_INFO("admin listener on %s: /, /status, /metrics",
+                 net::local_endpoint(admin.get()).to_string().c_str());
+    }
     LOG_INFO("sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
              "per worker",
              SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
              config.targets.size(), max_connections);
     Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listener),
-                          make_generation(std::move(config), workers, nullptr));
+                          std::move(admin), make_generation(std::move(config), workers, nullptr));
     return supervisor.run();
 }
 

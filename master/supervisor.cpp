@@ -63,11 +63,12 @@ unsigned Supervisor::worker_count(std::optional<unsigned> cli_workers, const Con
 
 Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
                        size_t max_connections_per_worker, UniqueFd listener,
-                       std::unique_ptr<Generation> first)
+                       UniqueFd admin_listener, std::unique_ptr<Generation> first)
     : config_path_(std::move(config_path)),
       cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),
       listener_(std::move(listener)),
+      admin_listener_(std::move(admin_listener)),
       current_(std::move(first)),
       master_pid_(getpid()) {}
 
@@ -104,7 +105,7 @@ void Supervisor::run_child(const Child& child) {
     try {
         SharedTable& table = current_->segment.table();
         code = child.role == Role::health
-                   ? health::run_checker(current_->config, table)
+                   ? health::run_checker(current_->config, table, admin_listener_.get())
                    : worker::run_worker(current_->config, table, listener_.get(),
                                         max_connections_per_worker_,
                                         static_cast<size_t>(child.index - 1));
@@ -229,6 +230,18 @@ void Supervisor::reload() {
             return;
         }
     }
+    UniqueFd new_admin;
+    const bool admin_changed = config.admin != current_->config.admin;
+    if (admin_changed && config.admin) {
+        try {
+            new_admin = net::listen_tcp(*config.admin, 64);
+        } catch (const std::exception& e) {
+            LOG_ERROR("reload failed, generation %llu keeps serving: cannot listen on %s: %s",
+                      static_cast<unsigned long long>(old_number),
+                      config.admin->to_string().c_str(), e.what());
+            return;
+        }
+    }
     const unsigned workers = worker_count(cli_workers_, config);
     auto next = make_generation(std::move(config), workers, current_.get());
     const std::string changes = describe_changes(*current_, *next);
@@ -242,6 +255,7 @@ void Supervisor::reload() {
     }
     current_ = std::move(next);
     if (new_listener) listener_ = std::move(new_listener);
+    if (admin_changed) admin_listener_ = std::move(new_admin);
     const size_t first_new = children_.size();
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);

@@ -28,7 +28,7 @@ namespace sluice {
 class Supervisor {
 public:
     Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
-               size_t max_connections_per_worker, UniqueFd listener,
+               size_t max_connections_per_worker, UniqueFd listener, UniqueFd admin_listener,
                std::unique_ptr<Generation> first);
 
     // Starts every child and supervises until stopped; returns the master's exit code.
@@ -75,6 +75,7 @@ private:
     const std::optional<unsigned> cli_workers_;
     const size_t max_connections_per_worker_;
     UniqueFd listener_;
+    UniqueFd admin_listener_;  // invalid when no `admin` is configured
     std::unique_ptr<Generation> current_;
     std::vector<Child> children_;
     pid_t master_pid_;
