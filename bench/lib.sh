@@ -98,13 +98,17 @@ start_balancer() {
   wait_http "$port" || die "$kind (workers $workers) on port $port did not start (see $WORK)"
 }
 
-# run_wrk OUT PID PORT WRK_ARGS...: one wrk run against PORT; writes wrk's output to OUT
-# and, to OUT.cpu, the CPU ticks PID's process tree used meanwhile.
+# run_wrk OUT PID PORT WRK_ARGS...: one wrk run against PORT; writes wrk's output to OUT,
+# the CPU ticks PID's process tree used meanwhile to OUT.cpu, and those of every process
+# outside this script's tree (other work on the machine) to OUT.others.
 run_wrk() {
-  local out=$1 pid=$2 port=$3 before after
+  local out=$1 pid=$2 port=$3 before after others_before others_after
   shift 3
+  others_before=$("$PY" "$BENCH_DIR/proc.py" others $$)
   before=$("$PY" "$BENCH_DIR/proc.py" cpu "$pid")
   wrk "$@" --latency "http://127.0.0.1:$port/" >"$out" 2>&1 || log "wrk failed: see $out"
   after=$("$PY" "$BENCH_DIR/proc.py" cpu "$pid")
+  others_after=$("$PY" "$BENCH_DIR/proc.py" others $$)
   echo $((after - before)) >"$out.cpu"
+  echo $((others_after - others_before)) >"$out.others"
 }

@@ -5,6 +5,9 @@
                          tree, plus cutime+cstime (children already reaped) of each
     proc.py rss PID   -> bytes: sum of VmRSS of every process of the tree
     proc.py threads PID -> number of threads in the tree
+    proc.py others PID -> CPU ticks of every user process outside the tree (the same sum;
+                         a process reaped meanwhile counts in its parent's cutime): how much
+                         other work on the machine competed with the benchmark
 
 Memory shared between processes of one tree (e.g. a shared segment) is counted once per
 process; compare deltas, not absolute values.
@@ -41,9 +44,9 @@ def tree(root):
     return result
 
 
-def cpu_ticks(root):
+def _ticks(pids):
     total = 0
-    for pid in tree(root):
+    for pid in pids:
         try:
             f = _stat_fields(pid)
         except OSError:
@@ -51,6 +54,24 @@ def cpu_ticks(root):
         # fields after the name, counted from 0 = state: utime=11 stime=12 cutime=13 cstime=14
         total += sum(int(x) for x in f[11:15])
     return total
+
+
+def cpu_ticks(root):
+    return _ticks(tree(root))
+
+
+def others_ticks(root):
+    mine = set(tree(root))
+    user = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine or name == "2":
+            continue
+        try:
+            if _stat_fields(name)[1] != "2":  # not a kernel thread
+                user.append(name)
+        except (OSError, IndexError):
+            pass
+    return _ticks(user)
 
 
 def _status_value(pid, key):
@@ -74,4 +95,5 @@ def threads(root):
 
 if __name__ == "__main__":
     what, pid = sys.argv[1], int(sys.argv[2])
-    print({"cpu": cpu_ticks, "rss": rss_bytes, "threads": threads}[what](pid))
+    print({"cpu": cpu_ticks, "rss": rss_bytes, "threads": threads,
+           "others": others_ticks}[what](pid))

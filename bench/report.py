@@ -50,6 +50,9 @@ def parse_wrk(path):
     run["errors"] = run["socket_errors"] + run["non2xx"]
     ticks = int(open(path + ".cpu").read())
     run["cpu_us_per_req"] = ticks * 1e6 / CLK_TCK / run["requests"] if run["requests"] else None
+    others = path + ".others"
+    run["others_cpu_pct"] = (int(open(others).read()) * 100 / CLK_TCK / run["seconds"]
+                             if os.path.exists(others) else None)
     return run
 
 
@@ -97,6 +100,17 @@ def machine():
     }
 
 
+def others_note(runs):
+    pcts = [r["others_cpu_pct"] for rs in runs.values() for r in rs
+            if r["others_cpu_pct"] is not None]
+    if not pcts:
+        return ""
+    return (f"Other work on the machine (processes outside the benchmark) used on average "
+            f"{statistics.mean(pcts):.0f}% of one CPU during the wrk runs, at most "
+            f"{max(pcts):.0f}% (column \"others' CPU\": median per row). Where that is high "
+            "the numbers are disturbed; rerun on a quiet machine.")
+
+
 def main():
     work, out = sys.argv[1], sys.argv[2]
     runs, broken = {}, []
@@ -123,6 +137,7 @@ def main():
             "p99_ms": median([r["p99_ms"] for r in rs]),
             "errors": sum(r["errors"] for r in rs),
             "cpu_us_per_req": median([r["cpu_us_per_req"] for r in rs]),
+            "others_cpu_pct": median([r["others_cpu_pct"] for r in rs]),
             "rounds": len(rs),
         }
 
@@ -160,6 +175,8 @@ def main():
         "balancer's whole process tree during the run divided by the requests served (for "
         "direct: the backend nginx's own).",
         "",
+        others_note(runs),
+        "",
         "![requests per second per scenario and balancer](results.png)",
         "",
     ]
@@ -182,8 +199,9 @@ def main():
     md.append("")
 
     md += ["## Throughput and latency", "",
-           "| N | scenario | target | req/s | p50 ms | p99 ms | errors | CPU µs/req |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| N | scenario | target | req/s | p50 ms | p99 ms | errors | CPU µs/req "
+           "| others' CPU % |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for n in workers:
         for sc in SCENARIOS:
             for t in TARGETS:
@@ -192,7 +210,7 @@ def main():
                     continue
                 md.append(f"| {n} | {LABELS[sc]} | {NAMES[t]} | {fmt(s['rps'])} | "
                           f"{fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {s['errors']} | "
-                          f"{fmt(s['cpu_us_per_req'], 1)} |")
+                          f"{fmt(s['cpu_us_per_req'], 1)} | {fmt(s['others_cpu_pct'])} |")
     md.append("")
 
     if held:

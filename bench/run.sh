@@ -6,7 +6,7 @@
 #   bash bench/run.sh --smoke    # one short round with small counts (CI): proves the harness
 #                                # works, asserts no timing; output in $BENCH_OUT or a tmp dir
 #
-# Settings (environment): BENCH_WORKERS ("1 2"; smoke: "2"), BENCH_ROUNDS (3),
+# Settings (environment): BENCH_WORKERS ("1 2"; smoke: "2"), BENCH_ROUNDS (5),
 # BENCH_DURATION (seconds per wrk run: 4), BENCH_HELD (2000), BENCH_HELD_BIG (9000, held with
 # N=2 only; 0 to skip), BENCH_HAPROXY_CHECK (0; 1 adds `check` to HAProxy's servers),
 # BENCH_OUT (where the results go), SLUICE_BIN (use this binary instead of building),
@@ -32,7 +32,7 @@ if ((smoke)); then
   C_KEEPALIVE=16 C_CLOSE=8 C_MANY=100 HELD=50 HELD_BIG=0
   OUT=${BENCH_OUT:-/tmp/sluice-bench-smoke}
 else
-  WORKERS_LIST=${BENCH_WORKERS:-1 2} ROUNDS=${BENCH_ROUNDS:-3} DURATION=${BENCH_DURATION:-4}
+  WORKERS_LIST=${BENCH_WORKERS:-1 2} ROUNDS=${BENCH_ROUNDS:-5} DURATION=${BENCH_DURATION:-4}
   PAUSE=1 C_KEEPALIVE=64 C_CLOSE=32 C_MANY=1000
   HELD=${BENCH_HELD:-2000} HELD_BIG=${BENCH_HELD_BIG:-9000}
   OUT=${BENCH_OUT:-$BENCH_DIR}

@@ -201,7 +201,7 @@ std::string render_html(const StatusSnapshot& s) {
     return "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
            "<meta http-equiv=\"refresh\" content=\"2\"><title>sluice</title><style>"
            "body{font-family:sans-serif;margin:2em;color:#222}"
-           "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;"
+           "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;white-space:nowrap;"
            "text-align:left}tr.up .state{color:#fff;background:#2a7}"
            "tr.down .state{color:#fff;background:#c33}caption{text-align:left;margin:.5em 0}"
            "</style></head><body><h1>sluice</h1><p>version " +

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the docker compose demo without a Docker engine (these machines have none):
 #   1. Debian's docker-compose (1.29) accepts compose/docker-compose.yml;
-#   2. `sluice --check` accepts compose/sluice.toml.
+#   2. `sluice --check` accepts compose/sluice.toml;
+#   3. systemd-analyze verify accepts compose/sluice.service (if systemd-analyze is here).
 # Installs docker-compose from Debian if it is missing. Uses ${BUILD_DIR:-build}/master/sluice
 # (builds it if it is not there). Exits non-zero on any failure.
 #
@@ -55,5 +56,20 @@ else
   unshare --mount /bin/sh -c \
     'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"' \
     sh "$scratch/passwd" "$scratch/group" "$sluice" --check --config "$config"
+fi
+
+if command -v systemd-analyze >/dev/null; then
+  echo "== systemd-analyze verify compose/sluice.service" >&2
+  unit_dir=$(mktemp -d)
+  # The unit names /usr/local/bin/sluice; verify a copy that names the binary just built.
+  sed "s#/usr/local/bin/sluice#$(realpath "$sluice")#g" compose/sluice.service >"$unit_dir/sluice.service"
+  rc=0
+  out=$(systemd-analyze verify "$unit_dir/sluice.service" 2>&1) || rc=$?
+  rm -rf "$unit_dir"
+  # A directive it cannot parse is only a warning for systemd: count it as a failure here.
+  if ((rc != 0)) || grep -q 'sluice.service' <<<"$out"; then
+    echo "$out" >&2
+    exit 1
+  fi
 fi
 echo "compose files OK" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages sluice needs to build and test. Idempotent: skips apt-get when
-# everything is already installed. Run as root (or with sudo).
+# Installs the Debian packages sluice needs to build; with --test also what the tests use.
+# Idempotent: skips apt-get when everything is already installed. Run as root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -10,6 +10,12 @@ packages=(
   libgtest-dev libgmock-dev
   curl
 )
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(
+    prometheus  # promtool checks /metrics
+    chromium    # loads the admin page headless
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -28,11 +28,12 @@ namespace {
 constexpr unsigned kSluiceId = 64999;  // "sluice" in the namespace, unless the host has one
 
 // compose/sluice.toml, with only what a shared test machine cannot use as is changed:
-// listen 0.0.0.0:80 -> 127.0.0.1:<free port>; the targets' port 8001 -> one free port (both
-// instances share it, as in compose, on different addresses); and [health_check]'s interval
-// and timeout -> the fixture's 200 ms (the file's 5 s would make the walk take a minute),
-// rewritten in place, or appended if the file has no [health_check].
-std::string adapt_compose_config(const std::string& text, uint16_t listen, uint16_t api) {
+// listen 0.0.0.0:80 and admin 0.0.0.0:9900 -> 127.0.0.1:<free ports>; the targets' port
+// 8001 -> one free port (both instances share it, as in compose, on different addresses);
+// and [health_check]'s interval and timeout -> the fixture's 200 ms (the file's 5 s would
+// make the walk take a minute), rewritten in place, or appended if the file has none.
+std::string adapt_compose_config(const std::string& text, uint16_t listen, uint16_t admin,
+                                 uint16_t api) {
     const std::string check = "interval = \"" + std::to_string(kHealthInterval.count()) +
                               "ms\"\ntimeout = \"" + std::to_string(kHealthTimeout.count()) +
                               "ms\"\n";
@@ -41,8 +42,9 @@ std::string adapt_compose_config(const std::string& text, uint16_t listen, uint1
     bool had_check = false;
     while (std::getline(in, line)) {
         if (line.starts_with("[")) section = line;
-        if (section.empty() && line.starts_with("listen")) {
-            out += "listen = \"127.0.0.1:" + std::to_string(listen) + "\"\n";
+        if (section.empty() && (line.starts_with("listen ") || line.starts_with("admin "))) {
+            const uint16_t port = line.starts_with("listen") ? listen : admin;
+            out += line.substr(0, 6) + " = \"127.0.0.1:" + std::to_string(port) + "\"\n";
             continue;
         }
         if (section == "[health_check]" &&
@@ -75,9 +77,10 @@ protected:
             if (HasFatalFailure()) return;
         }
         port_ = free_port();
+        admin_port_ = free_port();
         const std::string original = read_file(SLUICE_SOURCE_DIR "/compose/sluice.toml");
         ASSERT_NE(original.find("\nuser = \"sluice\""), std::string::npos) << original;
-        const std::string text = adapt_compose_config(original, port_, api_port);
+        const std::string text = adapt_compose_config(original, port_, admin_port_, api_port);
         for (const char* name : {"http-api-1", "http-api-2"})
             ASSERT_NE(text.find(std::string(name) + ":" + std::to_string(api_port)),
                       std::string::npos) << text;
@@ -127,6 +130,7 @@ protected:
     }
 
     unsigned uid_ = 0, gid_ = 0;
+    uint16_t admin_port_ = 0;
 };
 
 TEST_F(ComposeTest, UpAlternatesAndRunsAsTheSluiceUser) {
@@ -149,6 +153,11 @@ TEST_F(ComposeTest, UpAlternatesAndRunsAsTheSluiceUser) {
         EXPECT_EQ(proc_ids(pid, "Groups"), g) << pid;
     }
     EXPECT_EQ(proc_ids(sluice_->pid(), "Uid").substr(0, 2), "0 ");
+
+    // The admin listener (published on the host's loopback as 9900) lists both targets.
+    const HttpReply status = http_request(admin_port_, "GET", "/status");
+    EXPECT_EQ(status.status, 200) << status.raw;
+    EXPECT_NE(status.body.find("\"target\":\"http-api-2:"), std::string::npos) << status.body;
 
     // docker compose kill -s HUP load-balancer: a reload, and the same two targets serve.
     sluice_->signal(SIGHUP);
