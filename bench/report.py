@@ -218,7 +218,7 @@ def main():
                "Each connection sends `GET / HTTP/1.1\\r\\nHost: x\\r\\n` without the final "
                "blank line and waits, so the balancer holds it open to a backend. Bytes per "
                "connection: growth of the resident memory (sum of VmRSS over the balancer's "
-               "process tree) divided by the connections held. Then every request is completed; "
+               "process tree; the kernel's socket buffers are not in it) divided by the connections held. Then every request is completed; "
                "errors are failed connects, early closes, resets, timeouts and non-200 replies. "
                "Each balancer is freshly started for this.", "",
                "| N | balancer | held | bytes/conn | RSS before → after | threads after "

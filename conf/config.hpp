@@ -52,6 +52,8 @@ struct Config {
     net::HostPort listen{"0.0.0.0", 80};
     std::optional<unsigned> workers;  // unset: the command line or the number of CPUs decides
     Millis connect_timeout{2000};
+    Millis idle_timeout{600000};     // a connection with no byte either way this long ends; 0: never
+    std::optional<uint64_t> max_connections;  // across all workers; unset: the open-file limit
     Millis drain_timeout{30000};     // old workers finish their connections after a reload
     Millis shutdown_timeout{10000};  // connections finish after SIGTERM/SIGINT
     // Who the workers and the checker run as (the master keeps its own identity, to bind a

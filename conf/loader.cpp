@@ -286,7 +286,7 @@ Config build(const Value& root, const std::string& file) {
     Config config;
     config.source = file;
     const TableReader reader(file, root, "the top level",
-                             {"listen", "workers", "connect_timeout", "drain_timeout",
+                             {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
                               "shutdown_timeout", "user", "group", "admin",
                               "admin_allow_remote", "log_level", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
@@ -298,6 +298,12 @@ Config build(const Value& root, const std::string& file) {
     }
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
     reader.duration("drain_timeout", config.drain_timeout, Millis(0));
+    reader.duration("idle_timeout", config.idle_timeout, Millis(0));
+    if (reader.find("max_connections")) {
+        int cap = 0;
+        reader.integer("max_connections", cap, 1, 10'000'000);
+        config.max_connections = static_cast<uint64_t>(cap);
+    }
     reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
     read_identity(reader, config);
     read_admin(reader, config);

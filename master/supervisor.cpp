@@ -107,13 +107,19 @@ void Supervisor::run_child(const Child& child) {
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table, admin_listener_.get())
                    : worker::run_worker(current_->config, table, listener_.get(),
-                                        max_connections_per_worker_,
-                                        static_cast<size_t>(child.index - 1));
+                                        connection_cap(), static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
     }
     // _exit: threads may still run; no destructor of the master's objects may run here.
     _exit(code);
+}
+
+size_t Supervisor::connection_cap() const {
+    const Config& config = current_->config;
+    if (!config.max_connections) return max_connections_per_worker_;
+    const uint64_t share = (*config.max_connections + current_->workers - 1) / current_->workers;
+    return static_cast<size_t>(std::min<uint64_t>(share, max_connections_per_worker_));
 }
 
 void Supervisor::reap_children() {

@@ -70,6 +70,9 @@ private:
     void enforce_deadlines();
     int wait_timeout_ms() const;
     bool any_worker_can_run() const;
+    // Connections one worker of the current generation serves at once: its share of
+    // max_connections, never above what the open-file limit allows.
+    size_t connection_cap() const;
 
     const std::string config_path_;
     const std::optional<unsigned> cli_workers_;

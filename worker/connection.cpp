@@ -47,12 +47,18 @@ void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint
     }
 }
 
+int idle_ms(const Config& config) {
+    const auto ms = config.idle_timeout.count();
+    return ms == 0 ? -1 : static_cast<int>(std::min<int64_t>(ms, INT32_MAX));
+}
+
 // How the connection ended, for the log line.
 const char* end_name(const RelayResult& r) {
     switch (r.end) {
         case RelayEnd::completed: return r.client_finished_first ? "client_closed" : "target_closed";
         case RelayEnd::client_error:
         case RelayEnd::target_error: return "error";
+        case RelayEnd::idle_timeout: return "timeout";
     }
     return "error";
 }
@@ -154,7 +160,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     set_no_delay(target.get());
     const RelayResult result =
         relay(client, target.get(), buffers.to_target, buffers.to_client, ThreadBuffers::kSize,
-              ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client});
+              ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client}, idle_ms(context.config));
     mine.fetch_sub(1, std::memory_order_relaxed);
     slot.active.fetch_sub(1, std::memory_order_relaxed);
     if (log::enabled(log::Level::info)) {

@@ -95,7 +95,7 @@ constexpr short kWritable = POLLOUT | POLLHUP | POLLERR;
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters) {
+                  size_t buffer_size, ByteCounters counters, int idle_timeout_ms) {
     Direction up{client, target, buffer_to_target, buffer_size};
     Direction down{target, client, buffer_to_client, buffer_size};
     up.counter = counters.to_target;
@@ -134,7 +134,14 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         fds[0].fd = fds[0].events ? client : -1;
         fds[1].fd = fds[1].events ? target : -1;
         fds[0].revents = fds[1].revents = 0;
-        while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+        int ready;
+        while ((ready = ::poll(fds, 2, idle_timeout_ms)) < 0 && errno == EINTR) {
+        }
+        if (ready == 0) {  // idle too long: cut both sides
+            result.end = RelayEnd::idle_timeout;
+            make_close_reset(client);
+            make_close_reset(target);
+            break;
         }
     }
     up.flush();

@@ -17,6 +17,7 @@ enum class RelayEnd {
     completed,     // both sides finished sending, all bytes delivered
     client_error,  // the client reset or failed
     target_error,  // the target reset or failed
+    idle_timeout,  // no byte moved either way for the idle timeout
 };
 
 struct RelayResult {
@@ -34,7 +35,8 @@ struct ByteCounters {
 };
 
 // Both sockets must be non-blocking. The caller still owns and closes them.
+// `idle_timeout_ms` < 0: no idle timeout.
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters = {});
+                  size_t buffer_size, ByteCounters counters = {}, int idle_timeout_ms = -1);
 
 }  // namespace sluice::worker

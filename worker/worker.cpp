@@ -21,6 +21,7 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
                           serve_connection(client, peer, context, buffers);
                       });
     pool.start();
+    LOG_DEBUG("accepting: up to %zu connections at once", max_connections);
 
     sigset_t signals;
     sigemptyset(&signals);

@@ -43,8 +43,9 @@ std::string adapt_compose_config(const std::string& text, uint16_t listen, uint1
     while (std::getline(in, line)) {
         if (line.starts_with("[")) section = line;
         if (section.empty() && (line.starts_with("listen ") || line.starts_with("admin "))) {
-            const uint16_t port = line.starts_with("listen") ? listen : admin;
-            out += line.substr(0, 6) + " = \"127.0.0.1:" + std::to_string(port) + "\"\n";
+            const bool is_listen = line.starts_with("listen");
+            out += std::string(is_listen ? "listen" : "admin") + " = \"127.0.0.1:" +
+                   std::to_string(is_listen ? listen : admin) + "\"\n";
             continue;
         }
         if (section == "[health_check]" &&
