@@ -231,13 +231,15 @@ private:
 }  // namespace
 
 int run_checker(const Config& config, SharedTable& table, int admin_fd) {
-    AdminServer admin(admin_fd, config, table);
-    if (admin_fd >= 0) admin.start();
-    HealthyCountReporter reporter(table);
-    reporter.report();  // the count the table starts with
+    // The detached threads below run until the process exits (with _exit, right after this
+    // returns), so what they use is never destroyed: allocated once and left to the exit.
+    auto* admin = new AdminServer(admin_fd, config, table);
+    if (admin_fd >= 0) admin->start();
+    auto* reporter = new HealthyCountReporter(table);
+    reporter->report();  // the count the table starts with
     for (size_t i = 0; i < config.targets.size(); ++i) {
-        std::thread([&config, &table, &reporter, i] {
-            TargetChecker(config.targets[i], i, table, reporter).run();
+        std::thread([&config, &table, reporter, i] {
+            TargetChecker(config.targets[i], i, table, *reporter).run();
         }).detach();
     }
     sigset_t stop;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the docker compose demo without a Docker engine (these machines have none):
-#   1. Debian's docker-compose (1.29) accepts compose/docker-compose.yml;
+#   1. Debian's docker-compose (1.29) accepts compose/docker-compose.yml, and
+#      compose/Dockerfile copies every source directory CMakeLists.txt builds;
 #   2. `sluice --check` accepts compose/sluice.toml;
 #   3. systemd-analyze verify accepts compose/sluice.service (if systemd-analyze is here).
 # Installs docker-compose from Debian if it is missing. Uses ${BUILD_DIR:-build}/master/sluice
@@ -31,6 +32,14 @@ docker-compose -f "$compose_file" config -q
 services=$(docker-compose -f "$compose_file" config --services)
 for s in load-balancer http-api-1 http-api-2; do
   grep -qx "$s" <<<"$services" || { echo "$compose_file: no service $s" >&2; exit 1; }
+done
+
+# The Dockerfile copies the source directories one by one (the context is the whole repo):
+# every directory CMakeLists.txt builds (tests aside) must be among them.
+for dir in $(sed -n 's/^ *add_subdirectory(\([^)]*\)).*/\1/p' CMakeLists.txt); do
+  [[ $dir == tests ]] && continue
+  grep -qE "^COPY $dir $dir\$" compose/Dockerfile ||
+    { echo "compose/Dockerfile: no 'COPY $dir $dir' (CMakeLists.txt builds it)" >&2; exit 1; }
 done
 
 if [[ ! -x $sluice ]]; then

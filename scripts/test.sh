@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, builds, runs every test with ctest.
+# The README's test command: installs what is missing, builds, and runs every test with
+# ctest: the plain build, then the same suites built with AddressSanitizer +
+# UndefinedBehaviorSanitizer (build-asan/) and with ThreadSanitizer (build-tsan/), and the
+# checks of the docker-compose files. SLUICE_SANITIZERS=0 skips the two sanitizer builds
+# (a quicker run while working; CI runs them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
-CMAKE_ARGS="-DBUILD_TESTING=ON" bash scripts/build.sh
-cd "${BUILD_DIR:-build}"
-ctest --output-on-failure -j "$(nproc)" --timeout 300
+
+run_suite() {  # BUILD_DIR, extra cmake arguments
+  local dir=$1
+  shift
+  echo "== ${dir}: build and test" >&2
+  BUILD_DIR=$dir CMAKE_ARGS="-DBUILD_TESTING=ON $*" bash scripts/build.sh
+  (cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
+}
+
+run_suite build -DSLUICE_SANITIZE=
+BUILD_DIR=build bash scripts/check-compose.sh
+if [[ "${SLUICE_SANITIZERS:-1}" != 0 ]]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+  export TSAN_OPTIONS=second_deadlock_stack=1
+  run_suite build-asan -DSLUICE_SANITIZE=address,undefined
+  run_suite build-tsan -DSLUICE_SANITIZE=thread
+fi
+echo "all tests passed" >&2

@@ -12,14 +12,17 @@ namespace sluice::worker {
 
 int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections,
                size_t worker_slot) {
-    const WorkerContext context{config, table, worker_slot};
-    repair_active_counts(context);
+    // The pool's threads are detached and may still be finishing (or, after SIGQUIT,
+    // serving) when this returns and the process exits with _exit(): the context and the
+    // pool are therefore never destroyed, only left to the exit.
+    const auto* context = new WorkerContext{config, table, worker_slot};
+    repair_active_counts(*context);
     PoolLimits limits;
     limits.max_threads = max_connections;
-    AcceptorPool pool(listen_fd, limits,
-                      [&context](int client, const net::Endpoint& peer, ThreadBuffers& buffers) {
-                          serve_connection(client, peer, context, buffers);
-                      });
+    auto& pool = *new AcceptorPool(
+        listen_fd, limits, [context](int client, const net::Endpoint& peer, ThreadBuffers& buffers) {
+            serve_connection(client, peer, *context, buffers);
+        });
     pool.start();
     LOG_DEBUG("accepting: up to %zu connections at once", max_connections);
 

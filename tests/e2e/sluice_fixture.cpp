@@ -6,6 +6,15 @@
 
 namespace sluice::test {
 
+void SluiceTest::TearDown() {
+    if (!sluice_) return;
+    sluice_->signal(SIGTERM);
+    sluice_->wait_exit(15s);
+    const std::string log = sluice_->log();
+    for (const char* report : {"Sanitizer", "runtime error:"})
+        EXPECT_EQ(log.find(report), std::string::npos) << log;
+}
+
 void SluiceTest::start_backends(int count) {
     for (int i = 1; i <= count; ++i) {
         Backend backend;

@@ -27,6 +27,11 @@ struct Backend {
 
 class SluiceTest : public ::testing::Test {
 protected:
+    // Stops sluice and fails the test if a sanitizer (in a sanitizer build) reported
+    // anything in its log: its children exit with _exit(), so a report would not show
+    // in their exit codes.
+    void TearDown() override;
+
     // Starts `count` backends named api-1..api-N and waits until each answers /healthz.
     void start_backends(int count);
     void start_backend(Backend& backend);
