@@ -10,7 +10,10 @@
 # BENCH_DURATION (seconds per wrk run: 4), BENCH_HELD (2000), BENCH_HELD_BIG (9000, held with
 # N=2 only; 0 to skip), BENCH_HAPROXY_CHECK (0; 1 adds `check` to HAProxy's servers),
 # BENCH_OUT (where the results go), SLUICE_BIN (use this binary instead of building),
-# BUILD_DIR (scripts/build.sh's, default build), BENCH_KEEP=1 (keep the scratch folder).
+# BUILD_DIR (scripts/build.sh's, default build), BENCH_KEEP=1 (keep the scratch folder),
+# BENCH_NICE (e.g. -10: run everything at that priority, on a machine where other work runs:
+# the scheduler shares CPU per thread, so without it a balancer with many threads (sluice)
+# takes more CPU from the other work than one with few, which favours it unfairly).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +25,7 @@ smoke=0
 for arg in "$@"; do
   case $arg in
     --smoke) smoke=1 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $arg (try --help)" ;;
   esac
 done
@@ -74,6 +77,7 @@ fi
 [[ -x $SLUICE_BIN ]] || die "no sluice binary at $SLUICE_BIN"
 
 ulimit -n "$(ulimit -Hn)"  # 1000 wrk connections, thousands of held ones
+if [[ -n ${BENCH_NICE:-} ]]; then renice -n "$BENCH_NICE" -p $$ >/dev/null; fi  # children inherit
 (($(ulimit -n) >= 2 * HELD_BIG + 200)) || {
   log "open-file limit $(ulimit -n) is too low for $HELD_BIG held connections: skipping them"
   HELD_BIG=0
@@ -156,7 +160,8 @@ fi
 stop_all
 command="bash bench/run.sh"
 if ((smoke)); then command+=" --smoke"; fi
-for v in BENCH_WORKERS BENCH_ROUNDS BENCH_DURATION BENCH_HELD BENCH_HELD_BIG BENCH_HAPROXY_CHECK; do
+for v in BENCH_WORKERS BENCH_ROUNDS BENCH_DURATION BENCH_HELD BENCH_HELD_BIG BENCH_HAPROXY_CHECK \
+  BENCH_NICE; do
   if [[ -n ${!v:-} ]]; then command="$v=\"${!v}\" $command"; fi
 done
 BENCH_COMMAND=$command BENCH_SMOKE=$smoke BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION \

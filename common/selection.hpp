@@ -1,30 +1,70 @@
 #pragma once
-// Round robin over the healthy targets, exact across every worker process: one shared
-// counter, fetch_add(1) per connection, the ticket modulo the number of healthy targets
-// (the seed's rule). Reads the table without any lock and allocates nothing.
+// Choosing the target of a new connection, from the shared table, without any lock and
+// without allocating (except when the set of healthy targets or their weights change, which
+// rebuilds a per-thread schedule).
+//
+//   round_robin        one counter shared by every worker (fetch_add(1) per connection), so
+//                      the rotation is exact across processes; with unequal weights the
+//                      ticket indexes nginx's smooth weighted round-robin sequence
+//   least_connections  the fewest active connections (shared counters, so across every
+//                      worker) per unit of weight; ties broken by the rotation
+//   random_two         two random candidates, the one with fewer active connections per
+//                      unit of weight (power of two choices)
+//
+// Slow start scales a target's weight by the share of its slow_start elapsed since it came
+// back UP (at least 1/16).
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "common/shared_table.hpp"
+#include "conf/config.hpp"
 
 namespace sluice {
 
-// The healthy targets seen at one moment, in slot order, and the ticket that orders them.
+// Smooth weighted round robin (as nginx spreads weights without bursts): fills `out` with
+// sum(weights) picks, each index i appearing weights[i] times. Pure.
+void smooth_weighted_schedule(const std::vector<uint32_t>& weights, std::vector<uint16_t>& out);
+
+// The targets to try for one connection.
 struct Candidates {
-    uint16_t index[kMaxSlots];  // slot indices
+    uint16_t index[kMaxSlots];  // eligible slots (healthy, target not draining), slot order
+    uint32_t weight[kMaxSlots];  // their effective weights
     size_t count = 0;
+    size_t first = 0;  // position in index[] of the algorithm's choice
     uint64_t ticket = 0;
 
-    // The slot to try at the `attempt`-th try (0 first), or -1 once every candidate was tried.
+    // The slot for the `attempt`-th try: the choice first, then every other candidate once,
+    // in slot order; -1 when all were tried.
     int at(size_t attempt) const {
         if (attempt >= count) return -1;
-        return index[(ticket + attempt) % count];
+        return index[(first + attempt) % count];
     }
 };
 
-// Fills `out` with the healthy slots of `table` (every address of every target, in order) and, if there is at least one, takes a
-// ticket from the shared counter (no ticket is used when none is healthy).
-void take_candidates(SharedTable& table, Candidates& out);
+// One per connection thread: the algorithm, each target's weight and slow start, and what
+// the thread caches between connections.
+class Picker {
+public:
+    explicit Picker(const Config& config);
+
+    // Fills `out` for a new connection (takes a ticket from the shared counter when there is
+    // a candidate). `now_ms` is CLOCK_MONOTONIC in milliseconds (for slow start).
+    void pick(SharedTable& table, int64_t now_ms, Candidates& out);
+
+private:
+    size_t weighted_choice(const Candidates& c);
+    size_t least_loaded(const SharedTable& table, const Candidates& c, size_t from, size_t n);
+
+    Algorithm algorithm_;
+    std::vector<uint32_t> weights_;       // per configured target
+    std::vector<int64_t> slow_start_ms_;  // per configured target
+    // The weighted schedule of the last candidate set seen (positions into index[]).
+    std::vector<uint16_t> cached_slots_;
+    std::vector<uint32_t> cached_weights_;
+    std::vector<uint16_t> schedule_;
+    uint64_t random_state_;
+};
 
 }  // namespace sluice

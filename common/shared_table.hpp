@@ -11,6 +11,8 @@
 //   header                  master, before any fork
 //   round_robin             every worker, fetch_add only (a counter that only grows)
 //   group.address_count,
+//   group.draining          the admin listener (in the checker process)
+//   slot.up_since_ms,
 //   slot.address, reason,
 //   last_status, check_us   the health checker (one checker thread per target)
 //   slot.passive_failures,
@@ -68,6 +70,7 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<uint32_t> reason{0};       // a DownReason
     std::atomic<uint32_t> last_status{0};  // HTTP status of the last check, 0 if none
     std::atomic<uint32_t> check_us{0};     // how long the last check took, in microseconds
+    std::atomic<int64_t> up_since_ms{0};   // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
 
     // Traffic counters, written by the worker that owns the connection (fetch_add/sub).
@@ -86,6 +89,7 @@ struct alignas(kCacheLine) TargetSlot {
 
 struct alignas(kCacheLine) TargetGroup {
     std::atomic<uint32_t> address_count{0};
+    std::atomic<uint32_t> draining{0};  // 1: no new connections (admin POST .../drain)
 };
 
 struct SharedTable {

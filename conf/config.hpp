@@ -39,11 +39,19 @@ struct HealthCheckConfig {
     }
 };
 
+enum class Algorithm { round_robin, least_connections, random_two };
+enum class NoTargetReply { http_503, close };
+enum class ProxyProtocol { none, v1, v2 };
+
 struct TargetConfig {
     std::string address;                // as written, e.g. "http-api-1:8001"; the target's name
     net::HostPort host_port;            // parsed from `address`
     std::string health_check_endpoint;  // empty: the check is a plain TCP connect
     HealthCheckConfig health_check;     // the global [health_check] with this target's overrides
+    uint32_t weight = 1;                // share of new connections, relative to the others
+    uint32_t max_connections = 0;       // per address; 0: no cap
+    ProxyProtocol send_proxy = ProxyProtocol::none;
+    Millis slow_start{0};               // ramp after coming back UP; 0: none
     int line = 0;                       // where the target is defined, for messages
 };
 
@@ -52,6 +60,10 @@ struct Config {
     net::HostPort listen{"0.0.0.0", 80};
     std::optional<unsigned> workers;  // unset: the command line or the number of CPUs decides
     Millis connect_timeout{2000};
+    Algorithm algorithm = Algorithm::round_robin;
+    NoTargetReply on_no_target = NoTargetReply::http_503;
+    Millis queue_timeout{0};  // wait for a target below its max_connections; 0: do not wait
+    Millis slow_start{0};     // the default of every target's slow_start
     Millis idle_timeout{600000};     // a connection with no byte either way this long ends; 0: never
     std::optional<uint64_t> max_connections;  // across all workers; unset: the open-file limit
     Millis drain_timeout{30000};     // old workers finish their connections after a reload

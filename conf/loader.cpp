@@ -105,6 +105,20 @@ class TableReader {
                  "\"" + key + "\" must be at least " + std::to_string(minimum.count()) + "ms");
     }
 
+    // One of the named `choices` under `key`; `fallback` when absent.
+    template <typename T>
+    T choice(const std::string& key, T fallback,
+             std::initializer_list<std::pair<const char*, T>> choices) const {
+        const std::string* text = string(key);
+        if (text == nullptr) return fallback;
+        std::string names;
+        for (const auto& [name, value] : choices) {
+            if (*text == name) return value;
+            names += (names.empty() ? "" : ", ") + std::string(name);
+        }
+        fail(file_, *find(key), "\"" + key + "\" must be one of " + names + ", found \"" + *text + "\"");
+    }
+
     // A boolean under `key`, left unchanged when absent.
     void boolean(const std::string& key, bool& out) const {
         const Value* v = find(key);
@@ -212,12 +226,23 @@ void read_health_check(const std::string& file, const Value& v, HealthCheckConfi
 }
 
 TargetConfig read_target(const std::string& file, const Value& v, size_t number,
-                         const HealthCheckConfig& defaults) {
+                         const Config& defaults) {
     const std::string where = "[[targets]] #" + std::to_string(number);
     if (!v.is_table()) fail(file, v, where + " must be a table, found " + type_name(v));
-    const TableReader reader(file, v, where, {"address", "health_check_endpoint", "health_check"});
+    const TableReader reader(file, v, where,
+                             {"address", "health_check_endpoint", "health_check", "weight",
+                              "max_connections", "send_proxy", "slow_start"});
     TargetConfig target;
-    target.health_check = defaults;
+    target.health_check = defaults.health_check;
+    target.slow_start = defaults.slow_start;
+    int weight = 1, cap = 0;
+    reader.integer("weight", weight, 1, 256);
+    reader.integer("max_connections", cap, 1, 1'000'000);
+    target.weight = static_cast<uint32_t>(weight);
+    target.max_connections = static_cast<uint32_t>(cap);
+    reader.duration("slow_start", target.slow_start, Millis(0));
+    target.send_proxy = reader.choice<ProxyProtocol>(
+        "send_proxy", ProxyProtocol::none, {{"v1", ProxyProtocol::v1}, {"v2", ProxyProtocol::v2}});
     if (const Value* health = reader.find("health_check"))
         read_health_check(file, *health, target.health_check, where + " health_check");
     target.line = static_cast<int>(v.location().line());
@@ -287,6 +312,7 @@ Config build(const Value& root, const std::string& file) {
     config.source = file;
     const TableReader reader(file, root, "the top level",
                              {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
+                              "algorithm", "on_no_target", "queue_timeout", "slow_start",
                               "shutdown_timeout", "user", "group", "admin",
                               "admin_allow_remote", "log_level", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
@@ -299,6 +325,15 @@ Config build(const Value& root, const std::string& file) {
     reader.duration("connect_timeout", config.connect_timeout, Millis(1));
     reader.duration("drain_timeout", config.drain_timeout, Millis(0));
     reader.duration("idle_timeout", config.idle_timeout, Millis(0));
+    reader.duration("queue_timeout", config.queue_timeout, Millis(0));
+    reader.duration("slow_start", config.slow_start, Millis(0));
+    config.algorithm = reader.choice<Algorithm>("algorithm", Algorithm::round_robin,
+                                                {{"round_robin", Algorithm::round_robin},
+                                                 {"least_connections", Algorithm::least_connections},
+                                                 {"random_two", Algorithm::random_two}});
+    config.on_no_target = reader.choice<NoTargetReply>(
+        "on_no_target", NoTargetReply::http_503,
+        {{"http_503", NoTargetReply::http_503}, {"close", NoTargetReply::close}});
     if (reader.find("max_connections")) {
         int cap = 0;
         reader.integer("max_connections", cap, 1, 10'000'000);
@@ -326,7 +361,7 @@ Config build(const Value& root, const std::string& file) {
     if (list.size() > 256) fail(file, *targets, "too many targets (at most 256)");
     std::map<std::string, int> seen;  // normalised address -> line
     for (size_t i = 0; i < list.size(); ++i) {
-        TargetConfig target = read_target(file, list[i], i + 1, config.health_check);
+        TargetConfig target = read_target(file, list[i], i + 1, config);
         const auto [it, inserted] = seen.emplace(target.host_port.canonical(), target.line);
         if (!inserted)
             fail(file, list[i].as_table().at("address"),

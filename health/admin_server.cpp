@@ -1,9 +1,11 @@
 #include "health/admin_server.hpp"
 
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -38,9 +40,60 @@ std::string response(int status, const char* reason, const char* type, const std
     return out;
 }
 
+bool is_loopback(const net::Endpoint& e) {
+    if (e.family() == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&e.storage);
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (e.family() == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&e.storage);
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
+    }
+    return false;
+}
+
+// %XX escapes in a path segment ("%5B%3A%3A1%5D%3A80" for "[::1]:80").
+std::string url_decode(const std::string& text) {
+    std::string out;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+            out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
-AdminServer::AdminServer(int listen_fd, const Config& config, const SharedTable& table)
+std::string AdminServer::set_draining(const std::string& path, bool from_loopback) {
+    if (!from_loopback)
+        return response(403, "Forbidden", "text/plain", "only from loopback\n", false);
+    // /targets/NAME/drain or /targets/NAME/enable
+    const std::string rest = path.substr(std::string("/targets/").size());
+    const auto slash = rest.rfind('/');
+    const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (action != "drain" && action != "enable")
+        return response(404, "Not Found", "text/plain", "POST /targets/NAME/drain or /enable\n",
+                        false);
+    const std::string name = url_decode(rest.substr(0, slash));
+    for (size_t t = 0; t < config_.targets.size(); ++t) {
+        if (config_.targets[t].address != name) continue;
+        const bool drain = action == "drain";
+        table_.groups[t].draining.store(drain ? 1 : 0);
+        LOG_INFO("admin: target %s %s", name.c_str(),
+                 drain ? "draining: no new connections" : "enabled");
+        return response(200, "OK", "text/plain", name + (drain ? " draining\n" : " enabled\n"),
+                        false);
+    }
+    return response(404, "Not Found", "text/plain", "no target \"" + name + "\"\n", false);
+}
+
+AdminServer::AdminServer(int listen_fd, const Config& config, SharedTable& table)
     : listen_fd_(listen_fd), config_(config), table_(table) {}
 
 void AdminServer::start() {
@@ -91,9 +144,15 @@ void AdminServer::serve(int client) {
     std::string path = head.substr(sp1 + 1, sp2 - sp1 - 1);
     path = path.substr(0, path.find('?'));
     const bool head_only = method == "HEAD";
+    if (method == "POST" && path.rfind("/targets/", 0) == 0) {
+        const net::Endpoint peer = net::peer_endpoint(client);
+        return send_all(client, set_draining(path, is_loopback(peer)));
+    }
     if (method != "GET" && !head_only) {
         return send_all(client, response(405, "Method Not Allowed", "text/plain",
-                                         "the admin listener is read-only\n", false));
+                                         "GET /, /status or /metrics; POST "
+                                         "/targets/NAME/drain or /enable\n",
+                                         false));
     }
     const StatusSnapshot snapshot = take_snapshot(config_, table_);
     if (path == "/metrics") {

@@ -1,7 +1,8 @@
 #pragma once
-// The read-only admin listener, served by the health-checker process (never by a worker, so
-// it cannot slow the data path): GET /metrics (Prometheus text), /status (JSON) and /
-// (an HTML page that refreshes itself). Each client gets its own thread with read and write
+// The admin listener, served by the health-checker process (never by a worker, so it cannot
+// slow the data path): GET /metrics (Prometheus text), /status (JSON) and / (an HTML page
+// that refreshes itself); POST /targets/NAME/drain and /targets/NAME/enable from loopback
+// clients only (a draining target gets no new connection and keeps its open ones). Each client gets its own thread with read and write
 // timeouts and a cap on how many are served at once, so a slow or silent client blocks no
 // other.
 
@@ -15,7 +16,7 @@ namespace sluice::health {
 class AdminServer {
 public:
     // `listen_fd` is the listening socket the master opened for `admin`.
-    AdminServer(int listen_fd, const Config& config, const SharedTable& table);
+    AdminServer(int listen_fd, const Config& config, SharedTable& table);
 
     // Starts the accept thread; it runs until the process exits.
     void start();
@@ -25,10 +26,12 @@ public:
 private:
     void accept_loop();
     void serve(int client);
+    // POST /targets/NAME/drain|enable: the reply to send.
+    std::string set_draining(const std::string& path, bool from_loopback);
 
     const int listen_fd_;
     const Config& config_;
-    const SharedTable& table_;
+    SharedTable& table_;  // writes only TargetGroup::draining
     std::atomic<int> clients_{0};
 };
 

@@ -19,6 +19,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int64_t monotonic_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+        .count();
+}
+
 // Logs the seed's "Healthy targets: N" line whenever the number of healthy addresses changes.
 class HealthyCountReporter {
 public:
@@ -207,6 +212,7 @@ private:
         // The reason is written before the state, so a reader that sees DOWN sees why; it
         // stays as the last failure's reason while UP.
         if (!result.healthy) out.reason.store(static_cast<uint32_t>(result.reason));
+        if (flipped && s.tracker.up()) out.up_since_ms.store(monotonic_ms());  // slow start
         out.up.store(s.tracker.up() ? 1 : 0);
         if (!flipped) return;
         if (s.tracker.up()) {

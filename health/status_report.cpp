@@ -84,6 +84,7 @@ StatusSnapshot take_snapshot(const Config& config, const SharedTable& table) {
             if (a < count && slot.load_address(address)) st.address = address.to_string();
             else if (count > 0) continue;  // a freed slot between used ones
             st.up = a < count && slot.up.load() != 0;
+            st.draining = table.groups[t].draining.load() != 0;
             const auto reason = static_cast<DownReason>(slot.reason.load());
             st.reason = reason == DownReason::none ? "" : down_reason_name(reason);
             if (count == 0) st.reason = down_reason_name(DownReason::unresolved);
@@ -172,7 +173,8 @@ std::string render_json(const StatusSnapshot& s) {
         const AddressStatus& a = s.addresses[i];
         out += std::string(i ? "," : "") + "{\"target\":\"" + escape_json(a.target) +
                "\",\"address\":\"" + escape_json(a.address) + "\",\"state\":\"" +
-               (a.up ? "UP" : "DOWN") + "\",\"reason\":\"" + escape_json(a.reason) +
+               (a.up ? "UP" : "DOWN") + "\",\"draining\":" + (a.draining ? "true" : "false") +
+               ",\"reason\":\"" + escape_json(a.reason) +
                "\",\"last_status\":" + std::to_string(a.last_status) +
                ",\"check_seconds\":" + number(a.check_seconds) +
                ",\"active_connections\":" + std::to_string(a.active) +
@@ -189,7 +191,8 @@ std::string render_html(const StatusSnapshot& s) {
     for (const AddressStatus& a : s.addresses) {
         rows += std::string("<tr class=\"") + (a.up ? "up" : "down") + "\"><td>" +
                 escape_html(a.target) + "</td><td>" + escape_html(a.address) +
-                "</td><td class=\"state\">" + (a.up ? "UP" : "DOWN") + "</td><td>" +
+                "</td><td class=\"state\">" + (a.up ? "UP" : "DOWN") +
+                (a.draining ? " (draining)" : "") + "</td><td>" +
                 escape_html(a.reason) + "</td><td>" + std::to_string(a.active) + "</td><td>" +
                 std::to_string(a.connections) + "</td><td>" +
                 std::to_string(a.connect_failures) + "</td><td>" +

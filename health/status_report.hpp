@@ -16,6 +16,7 @@ struct AddressStatus {
     std::string target;   // as configured, e.g. "http-api-1:8001"
     std::string address;  // resolved "IP:PORT", or "" while the name does not resolve
     bool up = false;
+    bool draining = false;  // admin: no new connections
     std::string reason;   // why it is (or last was) DOWN; "" if never
     int last_status = 0;  // HTTP status of the last check
     double check_seconds = 0;

@@ -21,6 +21,7 @@ void copy_slot(const TargetSlot& from, TargetSlot& to) {
     if (from.load_address(address)) to.store_address(address);
     to.last_status.store(from.last_status.load());
     to.check_us.store(from.check_us.load());
+    to.up_since_ms.store(from.up_since_ms.load());
     to.reason.store(from.reason.load());
     to.up.store(from.up.load());
     // Counters go on from where they were (Prometheus counters should not reset on a
@@ -37,6 +38,7 @@ void copy_group(const SharedTable& before, size_t from, SharedTable& after, size
     for (size_t a = 0; a < count && a < kAddressesPerTarget; ++a)
         copy_slot(before.slot(from, a), after.slot(to, a));
     after.groups[to].address_count.store(count);
+    after.groups[to].draining.store(before.groups[from].draining.load());
 }
 
 // A target seen for the first time: every address its name resolves to starts healthy.

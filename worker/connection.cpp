@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "common/selection.hpp"
+#include "worker/proxy_protocol.hpp"
 #include "worker/relay.hpp"
 
 namespace sluice::worker {
@@ -67,24 +69,93 @@ double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_c
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-// Connects to the candidates in turn; returns the first socket that connects and sets
-// `slot_index`, or an invalid fd with `last_errno` of the last failure.
-UniqueFd connect_first(const Candidates& candidates, const Config& config, SharedTable& table,
-                       int& slot_index, int& last_errno) {
+// The outcome of trying the candidates of one pick.
+struct Attempt {
+    UniqueFd target;
+    int slot = -1;        // the slot connected to
+    int last_errno = 0;   // of the last failed connect
+    size_t at_cap = 0;    // candidates skipped because they were at max_connections
+};
+
+// Tries the candidates in turn. A candidate at its max_connections is skipped: its `active`
+// count is reserved with one fetch_add before connecting and given back if over the cap,
+// so the cap holds exactly across every worker. On success the slot stays counted in
+// `active` (and in this worker's share) until release().
+Attempt connect_first(const Candidates& candidates, const WorkerContext& context) {
+    Attempt out;
+    SharedTable& table = context.table;
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
-        if (index < 0) return UniqueFd();
+        if (index < 0) return out;
         TargetSlot& slot = table.slots[index];
-        net::Endpoint address;
-        if (!slot.load_address(address)) continue;
-        UniqueFd target = net::connect_with_timeout(address, config.connect_timeout);
-        if (target) {
-            slot_index = index;
-            return target;
+        const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
+        const uint32_t before = slot.active.fetch_add(1, std::memory_order_relaxed);
+        if (target.max_connections != 0 && before >= target.max_connections) {
+            slot.active.fetch_sub(1, std::memory_order_relaxed);
+            ++out.at_cap;
+            continue;
         }
-        last_errno = errno;
-        mark_down(slot, config.targets[index / kAddressesPerTarget], address, errno);
+        net::Endpoint address;
+        if (slot.load_address(address)) {
+            out.target = net::connect_with_timeout(address, context.config.connect_timeout);
+            if (out.target) {
+                out.slot = index;
+                table.worker_active[context.worker_slot][index].fetch_add(1, std::memory_order_relaxed);
+                return out;
+            }
+            out.last_errno = errno;
+            mark_down(slot, target, address, errno);
+        }
+        slot.active.fetch_sub(1, std::memory_order_relaxed);
     }
+}
+
+void release(const WorkerContext& context, int index) {
+    context.table.worker_active[context.worker_slot][index].fetch_sub(1, std::memory_order_relaxed);
+    context.table.slots[index].active.fetch_sub(1, std::memory_order_relaxed);
+}
+
+int64_t monotonic_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// Picks and connects; while every candidate is at its max_connections, tries again every
+// 5 ms until queue_timeout (the waiting client holds only this thread).
+Attempt pick_and_connect(const WorkerContext& context, Candidates& candidates) {
+    thread_local Picker picker(context.config);
+    const auto deadline = std::chrono::steady_clock::now() + context.config.queue_timeout;
+    for (;;) {
+        picker.pick(context.table, monotonic_ms(), candidates);
+        Attempt attempt = connect_first(candidates, context);
+        if (attempt.target || attempt.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
+            return attempt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+// Sends the PROXY protocol header the target asked for, before any byte of the client's.
+bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target,
+                       int fd, Millis timeout) {
+    if (target.send_proxy == ProxyProtocol::none) return true;
+    const net::Endpoint destination = net::local_endpoint(client);
+    char header[kMaxProxyHeader];
+    const size_t length = target.send_proxy == ProxyProtocol::v1
+                              ? proxy_header_v1(peer, destination, header)
+                              : proxy_header_v2(peer, destination, header);
+    size_t sent = 0;
+    pollfd pfd{fd, POLLOUT, 0};
+    while (sent < length) {
+        const ssize_t n = ::send(fd, header + sent, length - sent, MSG_NOSIGNAL);
+        if (n > 0) sent += static_cast<size_t>(n);
+        else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
 }
 
 }  // namespace
@@ -130,39 +201,44 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
     Candidates candidates;
-    take_candidates(table, candidates);
-    int index = -1;
-    int last_errno = 0;
-    UniqueFd target = connect_first(candidates, context.config, table, index, last_errno);
+    Attempt attempt = pick_and_connect(context, candidates);
     char client_text[64];
-    if (!target) {
-        table.rejected_no_target.fetch_add(1, std::memory_order_relaxed);
-        const char* end = candidates.count == 0      ? "no_target"
-                          : last_errno == ETIMEDOUT ? "timeout"
-                                                    : "refused_all";
+    if (!attempt.target) {
+        const bool limited = attempt.at_cap > 0;
+        (limited ? table.rejected_limit : table.rejected_no_target)
+            .fetch_add(1, std::memory_order_relaxed);
+        const char* end = limited                            ? "limit"
+                          : candidates.count == 0             ? "no_target"
+                          : attempt.last_errno == ETIMEDOUT ? "timeout"
+                                                              : "refused_all";
+        const bool reply = context.config.on_no_target == NoTargetReply::http_503;
         if (log::enabled(log::Level::info)) {
             peer.format(client_text, sizeof client_text);
             LOG_INFO("conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
                      "bytes_to_client=%zu end=%s",
                      client_text, ms_between(accepted, std::chrono::steady_clock::now()),
-                     sizeof kServiceUnavailable - 1, end);
+                     reply ? sizeof kServiceUnavailable - 1 : 0, end);
         }
-        reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
+        if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
         return;
     }
     const auto connected = std::chrono::steady_clock::now();
+    const int index = attempt.slot;
     TargetSlot& slot = table.slots[index];
-    auto& mine = table.worker_active[context.worker_slot][index];
+    const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
     slot.connections.fetch_add(1, std::memory_order_relaxed);
-    slot.active.fetch_add(1, std::memory_order_relaxed);
-    mine.fetch_add(1, std::memory_order_relaxed);
     set_no_delay(client);
-    set_no_delay(target.get());
-    const RelayResult result =
-        relay(client, target.get(), buffers.to_target, buffers.to_client, ThreadBuffers::kSize,
-              ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client}, idle_ms(context.config));
-    mine.fetch_sub(1, std::memory_order_relaxed);
-    slot.active.fetch_sub(1, std::memory_order_relaxed);
+    set_no_delay(attempt.target.get());
+    RelayResult result;
+    result.end = RelayEnd::target_error;
+    if (send_proxy_header(client, peer, target, attempt.target.get(),
+                          context.config.connect_timeout)) {
+        result = relay(client, attempt.target.get(), buffers.to_target, buffers.to_client,
+                       ThreadBuffers::kSize,
+                       ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
+                       idle_ms(context.config));
+    }
+    release(context, index);
     if (log::enabled(log::Level::info)) {
         char target_text[64];
         peer.format(client_text, sizeof client_text);
@@ -172,8 +248,8 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         const auto ended = std::chrono::steady_clock::now();
         LOG_INFO("conn client=%s target=%s address=%s connect_ms=%.3f duration_ms=%.3f "
                  "bytes_to_target=%llu bytes_to_client=%llu end=%s",
-                 client_text, context.config.targets[index / kAddressesPerTarget].address.c_str(),
-                 target_text, ms_between(accepted, connected), ms_between(accepted, ended),
+                 client_text, target.address.c_str(), target_text,
+                 ms_between(accepted, connected), ms_between(accepted, ended),
                  static_cast<unsigned long long>(result.bytes_to_target),
                  static_cast<unsigned long long>(result.bytes_to_client), end_name(result));
     }

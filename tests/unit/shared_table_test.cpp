@@ -7,7 +7,6 @@
 #include <map>
 #include <string>
 
-#include "common/selection.hpp"
 #include "common/shared_segment.hpp"
 
 namespace sluice {
@@ -42,72 +41,6 @@ TEST(SharedTable, ReaderGivesUpWhileAWriterIsMidUpdate) {
     slot.address_seq.fetch_add(1);
     net::Endpoint out;
     EXPECT_FALSE(slot.load_address(out));
-}
-
-class Selection : public ::testing::Test {
-protected:
-    void SetUp() override {
-        table().target_count = 3;
-        for (int i = 0; i < 3; ++i) {
-            table().groups[i].address_count = 1;
-            table().slot(i, 0).up = 1;
-        }
-    }
-    SharedTable& table() { return segment_.table(); }
-    int pick() {
-        Candidates c;
-        take_candidates(table(), c);
-        return c.at(0) < 0 ? -1 : c.at(0) / static_cast<int>(kAddressesPerTarget);
-    }
-    SharedSegment segment_;
-};
-
-TEST_F(Selection, RotatesExactlyOverHealthyTargets) {
-    std::vector<int> order;
-    for (int i = 0; i < 6; ++i) order.push_back(pick());
-    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 0, 1, 2}));
-}
-
-TEST_F(Selection, SkipsUnhealthyTargets) {
-    table().slot(1, 0).up = 0;
-    std::map<int, int> count;
-    for (int i = 0; i < 10; ++i) ++count[pick()];
-    EXPECT_EQ(count, (std::map<int, int>{{0, 5}, {2, 5}}));
-}
-
-TEST_F(Selection, NoHealthyTargetGivesNoCandidateAndTakesNoTicket) {
-    for (int i = 0; i < 3; ++i) table().slot(i, 0).up = 0;
-    const uint64_t before = table().round_robin.load();
-    Candidates c;
-    take_candidates(table(), c);
-    EXPECT_EQ(c.count, 0u);
-    EXPECT_EQ(c.at(0), -1);
-    EXPECT_EQ(table().round_robin.load(), before);
-}
-
-TEST_F(Selection, RetriesVisitEveryCandidateOnceStartingAtTheTicket) {
-    table().round_robin = 4;  // ticket 4 % 3 == 1
-    Candidates c;
-    take_candidates(table(), c);
-    constexpr int k = kAddressesPerTarget;
-    EXPECT_EQ(c.at(0), 1 * k);
-    EXPECT_EQ(c.at(1), 2 * k);
-    EXPECT_EQ(c.at(2), 0);
-    EXPECT_EQ(c.at(3), -1);
-}
-
-TEST_F(Selection, EveryAddressOfANameIsACandidate) {
-    // Target 1's name resolves to three addresses; the middle one is DOWN.
-    table().groups[1].address_count = 3;
-    table().slot(1, 1).up = 0;
-    table().slot(1, 2).up = 1;
-    Candidates c;
-    take_candidates(table(), c);
-    ASSERT_EQ(c.count, 4u);
-    std::vector<int> slots;
-    for (size_t i = 0; i < c.count; ++i) slots.push_back(c.index[i]);
-    constexpr int k = kAddressesPerTarget;
-    EXPECT_EQ(slots, (std::vector<int>{0, k, k + 2, 2 * k}));
 }
 
 // Cross-process atomics are platform behaviour: K forked processes doing M fetch_add each
