@@ -15,7 +15,7 @@
 namespace sluice::test {
 
 inline constexpr auto kHealthInterval = 200ms;
-inline constexpr auto kHealthTimeout = 200ms;
+inline constexpr auto kHealthTimeout = 1000ms;  // generous: sanitizer builds on 2 busy cores are slow
 
 struct Backend {
     std::string host = "127.0.0.1";
