@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace sluice::test {
@@ -43,9 +44,19 @@ void ScriptedServer::accept_loop() {
         if (fd < 0) continue;
         std::lock_guard lock(mutex_);
         connections_.emplace_back([this, fd] {
+            // Read up to the end of the request head; bytes before the request line (a
+            // PROXY header, whose v2 form itself starts with CRLF CRLF) are kept apart.
             std::string head;
             char buffer[4096];
-            while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
+            size_t request_start = std::string::npos;
+            auto complete = [&] {
+                for (const char* method : {"GET /", "POST /", "HEAD /"}) {
+                    request_start = std::min(request_start, head.find(method));
+                }
+                return request_start != std::string::npos &&
+                       head.find("\r\n\r\n", request_start) != std::string::npos;
+            };
+            while (!complete() && head.size() < 65536) {
                 pollfd p{fd, POLLIN, 0};
                 if (::poll(&p, 1, 100) == 0) {
                     if (stopping_) break;
@@ -55,17 +66,19 @@ void ScriptedServer::accept_loop() {
                 if (n <= 0) break;
                 head.append(buffer, static_cast<size_t>(n));
             }
-            if (head.find("\r\n\r\n") == std::string::npos) {
+            if (!complete()) {
                 ::close(fd);  // no request: a TCP health check or an aborted client
                 return;
             }
             ++requests_;
-            const auto sp1 = head.find(' ');
-            const auto sp2 = head.find(' ', sp1 + 1);
-            const std::string path =
-                sp1 == std::string::npos || sp2 == std::string::npos
-                    ? ""
-                    : head.substr(sp1 + 1, sp2 - sp1 - 1);
+            {
+                std::lock_guard lock(mutex_);
+                last_prefix_ = head.substr(0, request_start);
+            }
+            const std::string request = head.substr(request_start);
+            const auto sp1 = request.find(' ');
+            const auto sp2 = request.find(' ', sp1 + 1);
+            const std::string path = request.substr(sp1 + 1, sp2 - sp1 - 1);
             if (!stopping_) handler_(fd, path);
             ::close(fd);
         });

@@ -25,6 +25,11 @@ public:
     uint16_t port() const { return port_; }
     // Connections that sent a complete request head (a bare TCP connect does not count).
     int requests() const { return requests_.load(); }
+    // The bytes the last request was preceded by (a PROXY protocol header, say).
+    std::string last_prefix() const {
+        std::lock_guard lock(mutex_);
+        return last_prefix_;
+    }
     bool stopping() const { return stopping_.load(); }
 
     // Handler helpers.
@@ -42,8 +47,9 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<int> requests_{0};
     std::thread acceptor_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::vector<std::thread> connections_;
+    std::string last_prefix_;
 };
 
 }  // namespace sluice::test

@@ -45,7 +45,7 @@ void SluiceTest::stop_backend(Backend& backend) {
 }
 
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
-    std::string text = "listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n" + extra_top_ +
+    std::string text = "listen = \"" + listen_host_ + ":" + std::to_string(port_) + "\"\n" + extra_top_ +
                        "\n[health_check]\ninterval = \"" +
                        std::to_string(interval_.count()) + "ms\"\ntimeout = \"" +
                        std::to_string(kHealthTimeout.count()) + "ms\"\n";

@@ -63,6 +63,7 @@ protected:
     std::unique_ptr<Process> sluice_;
     uint16_t port_ = 0;
     std::string config_path_;
+    std::string listen_host_ = "127.0.0.1";  // "[::1]" for IPv6
     std::string extra_top_;      // more top-level keys
     std::chrono::milliseconds interval_ = kHealthInterval;
     std::string extra_targets_;  // more [[targets]] tables
