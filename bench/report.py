@@ -111,7 +111,7 @@ def others_note(runs):
             "the numbers are disturbed: the scheduler shares CPU per thread, so a balancer with "
             "many threads (sluice: one per connection) takes more of it back from that other "
             "work than one with few threads, which favours it; rerun on a quiet machine"
-            + (f" (this run: every benchmark process at nice {os.environ['BENCH_NICE']}, "
+            + (f" (this run: every benchmark process, and its session (autogroup), at nice {os.environ['BENCH_NICE']}, "
                "which shrinks that effect)." if os.environ.get("BENCH_NICE") else ", or with "
                "BENCH_NICE=-10."))
 

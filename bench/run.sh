@@ -77,20 +77,32 @@ fi
 [[ -x $SLUICE_BIN ]] || die "no sluice binary at $SLUICE_BIN"
 
 ulimit -n "$(ulimit -Hn)"  # 1000 wrk connections, thousands of held ones
-if [[ -n ${BENCH_NICE:-} ]]; then renice -n "$BENCH_NICE" -p $$ >/dev/null; fi  # children inherit
 (($(ulimit -n) >= 2 * HELD_BIG + 200)) || {
   log "open-file limit $(ulimit -n) is too low for $HELD_BIG held connections: skipping them"
   HELD_BIG=0
 }
 
+AUTOGROUP_NICE=
 WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
 mkdir -p "$WORK/wrk"
 cleanup() {
   stop_all
+  if [[ -n $AUTOGROUP_NICE ]]; then echo "$AUTOGROUP_NICE" >/proc/$$/autogroup || true; fi
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "scratch folder kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Priority: the process's nice (children inherit it) and, where the kernel groups tasks by
+# session (autogroup: nice then only ranks tasks within a session), the session's, put back
+# at exit.
+if [[ -n ${BENCH_NICE:-} ]]; then
+  renice -n "$BENCH_NICE" -p $$ >/dev/null
+  if [[ $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null) == 1 ]]; then
+    AUTOGROUP_NICE=$(awk '{print $3}' /proc/$$/autogroup)
+    echo "$BENCH_NICE" >/proc/$$/autogroup
+  fi
+fi
 
 BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $BENCH_LOAD_START (other work on the machine skews the results)"
