@@ -108,12 +108,13 @@ def others_note(runs):
     return (f"Other work on the machine (processes outside the benchmark) used on average "
             f"{statistics.mean(pcts):.0f}% of one CPU during the wrk runs, at most "
             f"{max(pcts):.0f}% (column \"others' CPU\": median per row). Where that is high "
-            "the numbers are disturbed: the scheduler shares CPU per thread, so a balancer with "
-            "many threads (sluice: one per connection) takes more of it back from that other "
-            "work than one with few threads, which favours it; rerun on a quiet machine"
+            "the numbers are disturbed, and not evenly: the scheduler lets a balancer with a "
+            "thread per connection (sluice) take more CPU back from that other work than one "
+            "with a few event-loop threads (see how the column drops on sluice's rows), which "
+            "favours it; rerun on a quiet machine"
             + (f" (this run: every benchmark process, and its session (autogroup), at nice {os.environ['BENCH_NICE']}, "
                "which shrinks that effect)." if os.environ.get("BENCH_NICE") else ", or with "
-               "BENCH_NICE=-10."))
+               "BENCH_NICE=-15."))
 
 
 def main():

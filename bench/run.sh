@@ -11,9 +11,9 @@
 # N=2 only; 0 to skip), BENCH_HAPROXY_CHECK (0; 1 adds `check` to HAProxy's servers),
 # BENCH_OUT (where the results go), SLUICE_BIN (use this binary instead of building),
 # BUILD_DIR (scripts/build.sh's, default build), BENCH_KEEP=1 (keep the scratch folder),
-# BENCH_NICE (e.g. -10: run everything at that priority, on a machine where other work runs:
-# the scheduler shares CPU per thread, so without it a balancer with many threads (sluice)
-# takes more CPU from the other work than one with few, which favours it unfairly).
+# BENCH_NICE (e.g. -15: run everything at that priority, on a machine where other work runs:
+# without it the scheduler lets a balancer with a thread per connection (sluice) take more
+# CPU from that other work than one with a few event-loop threads, which favours it).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)

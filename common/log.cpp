@@ -18,6 +18,7 @@ const char* level_name(Level level) {
     switch (level) {
         case Level::error: return "error";
         case Level::warn: return "warn";
+        case Level::notice: return "notice";
         case Level::info: return "info";
         case Level::debug: return "debug";
     }
@@ -31,6 +32,7 @@ void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory
 Level parse_level(const std::string& name) {
     if (name == "error") return Level::error;
     if (name == "warn") return Level::warn;
+    if (name == "notice") return Level::notice;
     if (name == "debug") return Level::debug;
     return Level::info;
 }

@@ -8,12 +8,13 @@
 
 namespace sluice::log {
 
-enum class Level { error = 0, warn = 1, info = 2, debug = 3 };
+// notice: lifecycle (start, reloads, health changes); info adds one line per connection.
+enum class Level { error = 0, warn = 1, notice = 2, info = 3, debug = 4 };
 
 // Sets the role printed on every line of this process (call after fork).
 void set_role(const char* role);
 void set_level(Level level);
-// "error", "warn", "info" or "debug" (as validated by the config loader); else info.
+// "error", "warn", "notice", "info" or "debug" (as validated by the config loader); else info.
 Level parse_level(const std::string& name);
 bool enabled(Level level);
 
@@ -28,5 +29,6 @@ void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3
     } while (0)
 #define LOG_ERROR(...) SLUICE_LOG(::sluice::log::Level::error, __VA_ARGS__)
 #define LOG_WARN(...) SLUICE_LOG(::sluice::log::Level::warn, __VA_ARGS__)
+#define LOG_NOTICE(...) SLUICE_LOG(::sluice::log::Level::notice, __VA_ARGS__)
 #define LOG_INFO(...) SLUICE_LOG(::sluice::log::Level::info, __VA_ARGS__)
 #define LOG_DEBUG(...) SLUICE_LOG(::sluice::log::Level::debug, __VA_ARGS__)

@@ -343,9 +343,10 @@ Config build(const Value& root, const std::string& file) {
     read_identity(reader, config);
     read_admin(reader, config);
     if (const std::string* level = reader.string("log_level")) {
-        if (*level != "error" && *level != "warn" && *level != "info" && *level != "debug")
+        if (*level != "error" && *level != "warn" && *level != "notice" && *level != "info" &&
+            *level != "debug")
             fail(file, *reader.find("log_level"),
-                 "\"log_level\" must be one of error, warn, info, debug");
+                 "\"log_level\" must be one of error, warn, notice, info, debug");
         config.log_level = *level;
     }
     if (const Value* health = reader.find("health_check"))

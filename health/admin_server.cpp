@@ -85,7 +85,7 @@ std::string AdminServer::set_draining(const std::string& path, bool from_loopbac
         if (config_.targets[t].address != name) continue;
         const bool drain = action == "drain";
         table_.groups[t].draining.store(drain ? 1 : 0);
-        LOG_INFO("admin: target %s %s", name.c_str(),
+        LOG_NOTICE("admin: target %s %s", name.c_str(),
                  drain ? "draining: no new connections" : "enabled");
         return response(200, "OK", "text/plain", name + (drain ? " draining\n" : " enabled\n"),
                         false);

@@ -39,7 +39,7 @@ public:
         }
         if (healthy == last_) return;
         last_ = healthy;
-        LOG_INFO("Healthy targets: %d", healthy);
+        LOG_NOTICE("Healthy targets: %d", healthy);
     }
 
 private:
@@ -159,7 +159,7 @@ private:
         for (size_t a = 0; a < count_; ++a) {
             AddressState& s = states_[a];
             if (!s.address.valid() || listed(s.address)) continue;
-            LOG_INFO("target %s: address %s removed", target_.address.c_str(),
+            LOG_NOTICE("target %s: address %s removed", target_.address.c_str(),
                      s.address.to_string().c_str());
             slot(a).up.store(0);
             s.address = net::Endpoint();
@@ -184,7 +184,7 @@ private:
             slot(a).reason.store(static_cast<uint32_t>(DownReason::pending));
             slot(a).store_address(e);
             if (count_ > 0 || a > 0)
-                LOG_INFO("target %s: address %s added", target_.address.c_str(),
+                LOG_NOTICE("target %s: address %s added", target_.address.c_str(),
                          e.to_string().c_str());
             count_ = std::max(count_, a + 1);
         }
@@ -216,7 +216,7 @@ private:
         out.up.store(s.tracker.up() ? 1 : 0);
         if (!flipped) return;
         if (s.tracker.up()) {
-            LOG_INFO("target %s UP (%s, %s)", target_.address.c_str(),
+            LOG_NOTICE("target %s UP (%s, %s)", target_.address.c_str(),
                      s.address.to_string().c_str(), result.describe().c_str());
         } else {
             LOG_WARN("target %s DOWN: %s (%s)", target_.address.c_str(),

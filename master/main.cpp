@@ -93,10 +93,10 @@ int run(int argc, char** argv) {
                       config.admin->to_string().c_str(), e.what());
             return kExitFailure;
         }
-        LOG_INFO("admin listener on %s: /, /status, /metrics",
+        LOG_NOTICE("admin listener on %s: /, /status, /metrics",
                  net::local_endpoint(admin.get()).to_string().c_str());
     }
-    LOG_INFO("sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
+    LOG_NOTICE("sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
              "per worker",
              SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
              config.targets.size(), max_connections);

@@ -89,7 +89,7 @@ void Supervisor::spawn(Child& child) {
     if (pid == 0) run_child(child);
     child.pid = pid;
     child.started = Clock::now();
-    LOG_INFO("started %s process %d (generation %llu)", role_name(child.role == Role::health),
+    LOG_NOTICE("started %s process %d (generation %llu)", role_name(child.role == Role::health),
              pid, static_cast<unsigned long long>(child.generation));
 }
 
@@ -141,7 +141,7 @@ void Supervisor::reap_children() {
         const bool left = std::any_of(children_.begin(), children_.end(),
                                       [g](const Child& c) { return c.generation == g; });
         if (!left && g != current_->number) {
-            LOG_INFO("generation %llu has finished: its last process exited",
+            LOG_NOTICE("generation %llu has finished: its last process exited",
                      static_cast<unsigned long long>(g));
         }
     }
@@ -151,7 +151,7 @@ void Supervisor::on_child_exit(Child& child, int status) {
     child.pid = 0;
     const char* role = role_name(child.role == Role::health);
     if (child.retiring) {
-        LOG_INFO("%s process of generation %llu %s", role,
+        LOG_NOTICE("%s process of generation %llu %s", role,
                  static_cast<unsigned long long>(child.generation), describe_status(status).c_str());
         return;
     }
@@ -215,7 +215,7 @@ void Supervisor::enforce_deadlines() {
 
 void Supervisor::reload() {
     const uint64_t old_number = current_->number;
-    LOG_INFO("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
+    LOG_NOTICE("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
              static_cast<unsigned long long>(old_number));
     Config config;
     try {
@@ -266,7 +266,7 @@ void Supervisor::reload() {
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
     for (size_t i : old_children) retire(children_[i], drain);
-    LOG_INFO("reload done: generation %llu is serving (%s); generation %llu drains for up to "
+    LOG_NOTICE("reload done: generation %llu is serving (%s); generation %llu drains for up to "
              "%lld ms",
              static_cast<unsigned long long>(current_->number), changes.c_str(),
              static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
@@ -324,14 +324,14 @@ int Supervisor::run() {
             case SIGINT:
                 if (++stop_requests_ == 1) {
                     const auto grace = current_->config.shutdown_timeout;
-                    LOG_INFO("%s: stopping; connections may finish for up to %lld ms",
+                    LOG_NOTICE("%s: stopping; connections may finish for up to %lld ms",
                              strsignal(signal_number), static_cast<long long>(grace.count()));
                     begin_stop(grace);
                     break;
                 }
                 [[fallthrough]];
             case SIGQUIT:
-                LOG_INFO("%s: stopping now", strsignal(signal_number));
+                LOG_NOTICE("%s: stopping now", strsignal(signal_number));
                 ++stop_requests_;
                 begin_stop(milliseconds(0));
                 break;

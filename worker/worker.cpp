@@ -39,7 +39,7 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
     // sends SIGQUIT when its deadline (drain_timeout or shutdown_timeout) passes.
     pool.stop_accepting();
     ::close(listen_fd);
-    LOG_INFO("%s: stopped accepting; %zu connection(s) to finish", strsignal(signal_number),
+    LOG_NOTICE("%s: stopped accepting; %zu connection(s) to finish", strsignal(signal_number),
              pool.active());
     const timespec tick{0, 20'000'000};
     while (pool.active() > 0) {
@@ -48,7 +48,7 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
             return 0;
         }
     }
-    LOG_INFO("all connections finished");
+    LOG_NOTICE("all connections finished");
     return 0;
 }
 
