@@ -3,7 +3,8 @@
 # chart.dat: a header line, then one line per scenario: "label" direct sluice haproxy nginx
 set terminal pngcairo size 1200,560 font "sans,10"
 set output out
-set title "sluice vs HAProxy vs nginx stream: requests/s (median), higher is better\n{/*0.8 ".subtitle."}"
+set title "sluice vs HAProxy vs nginx stream: requests/s (median), higher is better\n" \
+          . "{/*0.8 " . subtitle . "}"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1

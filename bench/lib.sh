@@ -85,7 +85,8 @@ start_balancer() {
     haproxy)
       render "$BENCH_DIR/conf/haproxy.cfg.in" "$dir/haproxy.cfg" \
         PORT="$port" BACKEND1="$BACKEND1" BACKEND2="$BACKEND2" WORKERS="$workers" \
-        MAXCONN=$((($(ulimit -n) - 100) / 2)) CHECK="$([[ ${BENCH_HAPROXY_CHECK:-0} == 1 ]] && echo check)"
+        MAXCONN=$((($(ulimit -n) - 100) / 2)) \
+        CHECK="$([[ ${BENCH_HAPROXY_CHECK:-0} == 1 ]] && echo check)"
       spawn "$kind-w$workers-$port" haproxy -db -f "$dir/haproxy.cfg"
       ;;
     nginx)

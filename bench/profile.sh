@@ -4,7 +4,7 @@
 # runs. KIND=haproxy or nginx profiles those instead of sluice, for comparison.
 # Needs sluice built (bench/run.sh does it) and, as root, `apt-get install linux-perf`.
 #
-#   bash bench/profile.sh   # KIND (sluice), WORKERS (2), CONNS (64), DURATION (4) in the environment
+#   bash bench/profile.sh   # environment: KIND (sluice), WORKERS (2), CONNS (64), DURATION (4)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +39,8 @@ wrk -t2 -c"$CONNS" -d"${DURATION}s" "$url" | tee "$WORK/wrk.txt"
 wait "$stat_pid" || true
 cat "$WORK/stat.txt"
 requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-awk -v r="$requests" '/task-clock/ {gsub(",", "", $1); printf "task-clock per request: %.1f us\n", $1 * 1000 / r}
+awk -v r="$requests" '
+  /task-clock/ {gsub(",", "", $1); printf "task-clock per request: %.1f us\n", $1 * 1000 / r}
   /context-switches/ {gsub(",", "", $1); printf "context switches per request: %.2f\n", $1 / r}
   /sys_enter/ {gsub(",", "", $1); printf "system calls per request: %.2f\n", $1 / r}' \
   "$WORK/stat.txt"

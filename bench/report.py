@@ -17,13 +17,17 @@ import subprocess
 import sys
 
 TARGETS = ["direct", "sluice", "haproxy", "nginx"]
-NAMES = {"direct": "direct (1 backend)", "sluice": "sluice", "haproxy": "HAProxy", "nginx": "nginx stream"}
+NAMES = {"direct": "direct (1 backend)", "sluice": "sluice", "haproxy": "HAProxy",
+         "nginx": "nginx stream"}
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "keepalive close many").split()
 LABELS = {
     "keepalive": f"keep-alive, {os.environ.get('BENCH_C_KEEPALIVE', '?')} conns",
     "close": f"new connection per request, {os.environ.get('BENCH_C_CLOSE', '?')} conns",
     "many": f"keep-alive, {os.environ.get('BENCH_C_MANY', '?')} conns",
 }
+SHORT = {"keepalive": f"keep-alive c{os.environ.get('BENCH_C_KEEPALIVE', '?')}",
+         "close": f"new conn/req c{os.environ.get('BENCH_C_CLOSE', '?')}",
+         "many": f"keep-alive c{os.environ.get('BENCH_C_MANY', '?')}"}  # chart labels
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
@@ -95,7 +99,8 @@ def machine():
         "haproxy": command_output("haproxy", "-v"),
         "nginx": command_output("nginx", "-v"),
         "wrk": command_output("wrk", "-v"),
-        "date": command_output("date", "-u", "+%Y-%m-%d %H:%M UTC"),
+        "date": (os.environ.get("BENCH_DATE")
+                 or command_output("date", "-u", "+%Y-%m-%d %H:%M UTC")),
         "load_start": os.environ.get("BENCH_LOAD_START", "?"),
     }
 
@@ -112,7 +117,8 @@ def others_note(runs):
             "thread per connection (sluice) take more CPU back from that other work than one "
             "with a few event-loop threads (see how the column drops on sluice's rows), which "
             "favours it; rerun on a quiet machine"
-            + (f" (this run: every benchmark process, and its session (autogroup), at nice {os.environ['BENCH_NICE']}, "
+            + (" (this run: every benchmark process, and its session (autogroup), at nice "
+               f"{os.environ['BENCH_NICE']}, "
                "which shrinks that effect)." if os.environ.get("BENCH_NICE") else ", or with "
                "BENCH_NICE=-15."))
 
@@ -224,7 +230,8 @@ def main():
                "Each connection sends `GET / HTTP/1.1\\r\\nHost: x\\r\\n` without the final "
                "blank line and waits, so the balancer holds it open to a backend. Bytes per "
                "connection: growth of the resident memory (sum of VmRSS over the balancer's "
-               "process tree; the kernel's socket buffers are not in it) divided by the connections held. Then every request is completed; "
+               "process tree; the kernel's socket buffers are not in it) divided by the "
+               "connections held. Then every request is completed; "
                "errors are failed connects, early closes, resets, timeouts and non-200 replies. "
                "Each balancer is freshly started for this.", "",
                "| N | balancer | held | bytes/conn | RSS before → after | threads after "
@@ -257,11 +264,12 @@ def main():
         for n in workers:
             for sc in SCENARIOS:
                 vals = [summary.get((n, sc, t), {}).get("rps") or 0 for t in TARGETS]
-                f.write(f'"{LABELS[sc]}\\nN={n}" ' + " ".join(f"{v:.0f}" for v in vals) + "\n")
+                f.write(f'"{SHORT[sc]}\\nN={n}" ' + " ".join(f"{v:.0f}" for v in vals) + "\n")
     subtitle = (f"{info['cpu']}, {info['nproc']} CPUs shared by wrk, balancer and backends; "
                 f"N = workers/threads per balancer; {info['date']}")
     subprocess.run(["gnuplot", "-e", f"data='{data}'; out='{os.path.join(out, 'results.png')}'; "
-                    f"clusters={len(workers) * len(SCENARIOS)}; subtitle='{subtitle}'", os.path.join(os.path.dirname(__file__), "chart.gp")],
+                    f"clusters={len(workers) * len(SCENARIOS)}; subtitle='{subtitle}'",
+                    os.path.join(os.path.dirname(__file__), "chart.gp")],
                    check=True)
 
     print("\n".join(md))

@@ -105,6 +105,7 @@ if [[ -n ${BENCH_NICE:-} ]]; then
 fi
 
 BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "load average before: $BENCH_LOAD_START (other work on the machine skews the results)"
 
 # --- backends and balancers -----------------------------------------------------------------
@@ -179,5 +180,6 @@ done
 BENCH_COMMAND=$command BENCH_SMOKE=$smoke BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION \
   BENCH_SCENARIOS="${SCENARIOS[*]}" BENCH_C_KEEPALIVE=$C_KEEPALIVE BENCH_C_CLOSE=$C_CLOSE \
   BENCH_C_MANY=$C_MANY SLUICE_BIN=$SLUICE_BIN BENCH_LOAD_START=$BENCH_LOAD_START \
+  BENCH_DATE=$BENCH_DATE \
   "$PY" "$BENCH_DIR/report.py" "$WORK" "$OUT"
 log "results: $OUT/RESULTS.md, $OUT/results.png, $OUT/results.json"

@@ -65,9 +65,8 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
                                               slow_start_ms_[t]));
                 }
             }
-            out.index[out.count] = static_cast<uint16_t>(i);
-            out.weight[out.count] = weight;
-            equal_weights &= weight == out.weight[0];
+            out.entry[out.count] = {static_cast<uint16_t>(i), weight};
+            equal_weights &= weight == out.entry[0].weight;
             ++out.count;
         }
     }
@@ -88,21 +87,25 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             const size_t b = out.count > 1 ? (a + 1 + (random_state_ >> 32) % (out.count - 1)) % out.count : a;
             out.first = least_loaded(table, out, a, 1);
             const size_t other = least_loaded(table, out, b, 1);
-            const uint64_t load_a = table.slots[out.index[out.first]].active.load();
-            const uint64_t load_b = table.slots[out.index[other]].active.load();
-            if (lighter(load_b, out.weight[other], load_a, out.weight[out.first])) out.first = other;
+            const uint64_t load_a = table.slots[out.entry[out.first].slot].active.load();
+            const uint64_t load_b = table.slots[out.entry[other].slot].active.load();
+            if (lighter(load_b, out.entry[other].weight, load_a, out.entry[out.first].weight)) out.first = other;
             break;
         }
     }
 }
 
 size_t Picker::weighted_choice(const Candidates& c) {
-    const bool same = cached_slots_.size() == c.count &&
-                      std::equal(cached_slots_.begin(), cached_slots_.end(), c.index) &&
-                      std::equal(cached_weights_.begin(), cached_weights_.end(), c.weight);
+    bool same = cached_slots_.size() == c.count;
+    for (size_t i = 0; same && i < c.count; ++i)
+        same = cached_slots_[i] == c.entry[i].slot && cached_weights_[i] == c.entry[i].weight;
     if (!same) {
-        cached_slots_.assign(c.index, c.index + c.count);
-        cached_weights_.assign(c.weight, c.weight + c.count);
+        cached_slots_.resize(c.count);
+        cached_weights_.resize(c.count);
+        for (size_t i = 0; i < c.count; ++i) {
+            cached_slots_[i] = c.entry[i].slot;
+            cached_weights_[i] = c.entry[i].weight;
+        }
         // Smallest schedule with the same proportions, and no longer than kMaxScheduleLength.
         std::vector<uint32_t> w = cached_weights_;
         uint32_t divisor = 0;
@@ -120,11 +123,11 @@ size_t Picker::weighted_choice(const Candidates& c) {
 size_t Picker::least_loaded(const SharedTable& table, const Candidates& c, size_t from,
                             size_t n) {
     size_t best = from;
-    uint64_t best_load = table.slots[c.index[from]].active.load(std::memory_order_relaxed);
+    uint64_t best_load = table.slots[c.entry[from].slot].active.load(std::memory_order_relaxed);
     for (size_t k = 1; k < n; ++k) {
         const size_t p = (from + k) % c.count;
-        const uint64_t load = table.slots[c.index[p]].active.load(std::memory_order_relaxed);
-        if (lighter(load, c.weight[p], best_load, c.weight[best])) {
+        const uint64_t load = table.slots[c.entry[p].slot].active.load(std::memory_order_relaxed);
+        if (lighter(load, c.entry[p].weight, best_load, c.entry[best].weight)) {
             best = p;
             best_load = load;
         }

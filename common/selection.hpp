@@ -27,19 +27,23 @@ namespace sluice {
 // sum(weights) picks, each index i appearing weights[i] times. Pure.
 void smooth_weighted_schedule(const std::vector<uint32_t>& weights, std::vector<uint16_t>& out);
 
-// The targets to try for one connection.
+// The targets to try for one connection. Lives on the connection thread's stack: the
+// small fields come first and each candidate's slot and weight sit together, so a few
+// candidates touch one page of it, not the whole array.
 struct Candidates {
-    uint16_t index[kMaxSlots];  // eligible slots (healthy, target not draining), slot order
-    uint32_t weight[kMaxSlots];  // their effective weights
     size_t count = 0;
-    size_t first = 0;  // position in index[] of the algorithm's choice
+    size_t first = 0;  // position in entry[] of the algorithm's choice
     uint64_t ticket = 0;
+    struct Entry {
+        uint16_t slot;    // an eligible slot (healthy, target not draining), in slot order
+        uint32_t weight;  // its effective weight
+    } entry[kMaxSlots];
 
     // The slot for the `attempt`-th try: the choice first, then every other candidate once,
     // in slot order; -1 when all were tried.
     int at(size_t attempt) const {
         if (attempt >= count) return -1;
-        return index[(first + attempt) % count];
+        return entry[(first + attempt) % count].slot;
     }
 };
 
@@ -60,7 +64,7 @@ private:
     Algorithm algorithm_;
     std::vector<uint32_t> weights_;       // per configured target
     std::vector<int64_t> slow_start_ms_;  // per configured target
-    // The weighted schedule of the last candidate set seen (positions into index[]).
+    // The weighted schedule of the last candidate set seen (positions into entry[]).
     std::vector<uint16_t> cached_slots_;
     std::vector<uint32_t> cached_weights_;
     std::vector<uint16_t> schedule_;

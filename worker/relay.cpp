@@ -17,6 +17,7 @@ struct Direction {
     size_t offset = 0;
     size_t pending = 0;
     bool finished = false;  // EOF read and the write side of `to` shut down
+    bool drained = false;   // the last recv() returned less than the buffer holds
     uint64_t moved = 0;
     std::atomic<uint64_t>* counter = nullptr;
     uint64_t unflushed = 0;  // moved but not yet added to `counter`
@@ -48,10 +49,18 @@ struct Direction {
                 return Status::error_to;
             }
             if (finished) return Status::ok;
+            if (drained) {
+                // The last read was short, so the socket was empty: wait in poll() instead of
+                // a recv() that would only say EAGAIN (a system call saved per message).
+                drained = false;
+                want_from = POLLIN;
+                return Status::ok;
+            }
             const ssize_t n = ::recv(from, buffer, capacity, 0);
             if (n > 0) {
                 offset = 0;
                 pending = static_cast<size_t>(n);
+                drained = pending < capacity;
                 continue;
             }
             if (n == 0) {

@@ -86,7 +86,8 @@ TEST_F(Selection, EveryAddressOfANameIsACandidate) {
     table().slot(1, 2).up = 1;
     pick();
     ASSERT_EQ(c_.count, 4u);
-    std::vector<int> slots(c_.index, c_.index + c_.count);
+    std::vector<int> slots;
+    for (size_t i = 0; i < c_.count; ++i) slots.push_back(c_.entry[i].slot);
     EXPECT_EQ(slots, (std::vector<int>{0, k, k + 2, 2 * k}));
 }
 
