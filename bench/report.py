@@ -247,6 +247,12 @@ def main():
     if broken:
         md += ["## Broken runs", ""] + [f"```\n{b}\n```" for b in broken] + [""]
 
+    # What was tried on the data path and what each gave: kept by hand in bench/TRIED.md,
+    # appended so that RESULTS.md holds the numbers and the story behind them.
+    tried = os.path.join(os.path.dirname(os.path.abspath(__file__)), "TRIED.md")
+    if os.path.exists(tried):
+        md += [open(tried).read().rstrip(), ""]
+
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "RESULTS.md"), "w") as f:
         f.write("\n".join(md))
