@@ -33,6 +33,8 @@ struct FaultCase {
     const char* name;
 };
 
+void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name; }
+
 class MisbehavingTarget : public SluiceTest, public ::testing::WithParamInterface<FaultCase> {
 protected:
     std::atomic<bool> faulty_{false};

@@ -215,6 +215,8 @@ struct ProxyCase {
     bool v6;
 };
 
+void PrintTo(const ProxyCase& c, std::ostream* os) { *os << c.version << (c.v6 ? " IPv6" : " IPv4"); }
+
 class ProxyProtocolTest : public SluiceTest, public ::testing::WithParamInterface<ProxyCase> {};
 
 TEST_P(ProxyProtocolTest, TargetReceivesTheHeaderByteExact) {
