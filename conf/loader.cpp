@@ -375,15 +375,58 @@ Config build(const Value& root, const std::string& file) {
 
 }  // namespace
 
+// toml11's parser recurses once per level of nested arrays and inline tables, so a small
+// file with thousands of levels would overflow the stack (and, on a reload, take the master
+// down). Returns the line where nesting first passes `limit`, or 0. Skips strings and
+// comments; good enough to bound the recursion, the parser still checks the syntax.
+int line_too_deep(const std::string& text, int limit) {
+    int depth = 0, line = 1;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '\n') ++line;
+        else if (c == '#') {
+            while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+        } else if (c == '"' || c == '\'') {
+            const bool triple = text.compare(i, 3, std::string(3, c)) == 0;
+            const std::string close = triple ? std::string(3, c) : std::string(1, c);
+            for (i += close.size(); i < text.size(); ++i) {
+                if (text[i] == '\n') {
+                    ++line;
+                    if (!triple) break;  // an unterminated string: the parser reports it
+                }
+                if (c == '"' && text[i] == '\\') {
+                    ++i;
+                    continue;
+                }
+                if (text.compare(i, close.size(), close) == 0) {
+                    i += close.size() - 1;
+                    break;
+                }
+            }
+        } else if (c == '[' || c == '{') {
+            if (++depth > limit) return line;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return 0;
+}
+
 Config parse_config(const std::string& text, const std::string& name) {
+    constexpr int kMaxNesting = 100;
+    if (const int line = line_too_deep(text, kMaxNesting))
+        throw ConfigError(name + ":" + std::to_string(line) + ": arrays or tables nested deeper than " +
+                          std::to_string(kMaxNesting) + " levels\n");
     std::istringstream stream(text);
     Value root;
     try {
         root = toml::parse(stream, name);
     } catch (const toml::syntax_error& e) {
         // toml11 already formats the location; lead with FILE:LINE like every other error.
+        std::string what = e.what();
+        if (what.empty() || what.back() != '\n') what += '\n';
         throw ConfigError(name + ":" + std::to_string(e.location().line()) +
-                          ": TOML syntax error\n" + e.what());
+                          ": TOML syntax error\n" + what);
     } catch (const std::exception& e) {
         throw ConfigError(name + ":1: cannot parse: " + e.what());
     }

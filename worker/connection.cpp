@@ -34,6 +34,21 @@ DownReason reason_for_connect_errno(int err) {
     }
 }
 
+// Whether a failed connect says something about the target. This worker running out of
+// descriptors, memory or local ports (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) does
+// not: marking every target DOWN for it would turn a local shortage into an outage.
+bool target_is_to_blame(int err) {
+    switch (err) {
+        case ECONNREFUSED:
+        case ETIMEDOUT:
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case EHOSTDOWN:
+        case ECONNRESET: return true;
+        default: return false;
+    }
+}
+
 // Passive health: a target this worker could not connect to is taken out of rotation at
 // once for every worker; the health checker brings it back when a check passes.
 void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint& address,
@@ -104,7 +119,7 @@ Attempt connect_first(const Candidates& candidates, const WorkerContext& context
                 return out;
             }
             out.last_errno = errno;
-            mark_down(slot, target, address, errno);
+            if (target_is_to_blame(errno)) mark_down(slot, target, address, errno);
         }
         slot.active.fetch_sub(1, std::memory_order_relaxed);
     }

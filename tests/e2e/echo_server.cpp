@@ -1,0 +1,105 @@
+#include "echo_server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+
+namespace sluice::test {
+
+EchoServer::EchoServer() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (listen_fd_ < 0 ||
+        ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_, 512) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        throw std::runtime_error("EchoServer: cannot listen");
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+EchoServer::~EchoServer() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);  // this test-local socket is ours alone
+    acceptor_.join();
+    ::close(listen_fd_);
+    std::lock_guard lock(mutex_);
+    for (auto& t : connections_) t.join();
+}
+
+void EchoServer::accept_loop() {
+    for (;;) {
+        pollfd pfd{listen_fd_, POLLIN, 0};
+        ::poll(&pfd, 1, 100);
+        if (stopping_) return;
+        if (!(pfd.revents & POLLIN)) continue;
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        std::lock_guard lock(mutex_);
+        connections_.emplace_back([this, fd] {
+            serve(fd);
+            ::close(fd);
+        });
+    }
+}
+
+// Blocking sends, but never blocked for more than 100 ms without looking at `stopping_`.
+bool EchoServer::send_all(int fd, const char* data, size_t size) {
+    size_t sent = 0;
+    while (sent < size) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, 100) == 0) {
+            if (stopping_) return false;
+            continue;
+        }
+        const ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+void EchoServer::serve(int fd) {
+    std::vector<char> buffer(64 * 1024);
+    bool any = false;
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) == 0) {
+            if (stopping_) break;
+            continue;
+        }
+        const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+        if (n > 0) {
+            if (!any) {
+                any = true;
+                ++with_data_;
+            }
+            if (!send_all(fd, buffer.data(), static_cast<size_t>(n))) break;
+            bytes_ += static_cast<uint64_t>(n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (n == 0) {  // the peer half-closed: everything it sent has been echoed
+            ::shutdown(fd, SHUT_WR);
+            if (any) ++completed_;
+            return;
+        }
+        break;  // a reset or another error
+    }
+    if (any) ++failed_;
+}
+
+}  // namespace sluice::test
