@@ -1,12 +1,20 @@
 #include "sluice_fixture.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 
 namespace sluice::test {
 
 void SluiceTest::TearDown() {
+    for (Backend& b : backends_) {
+        if (b.port_hold >= 0) ::close(b.port_hold);
+        b.port_hold = -1;
+    }
     if (!sluice_) return;
     sluice_->signal(SIGTERM);
     sluice_->wait_exit(15s);
@@ -26,6 +34,10 @@ void SluiceTest::start_backends(int count) {
 }
 
 void SluiceTest::start_backend(Backend& backend) {
+    if (backend.port_hold >= 0) {
+        ::close(backend.port_hold);
+        backend.port_hold = -1;
+    }
     backend.process = std::make_unique<Process>(
         std::vector<std::string>{SPELLS_API_BIN, "--host", backend.host, "--port",
                                  std::to_string(backend.port), "--name", backend.name},
@@ -42,6 +54,14 @@ void SluiceTest::start_backend(Backend& backend) {
 void SluiceTest::stop_backend(Backend& backend) {
     backend.process->signal(SIGKILL);
     ASSERT_NE(backend.process->wait_exit(5s), -1);
+    backend.port_hold = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    ::setsockopt(backend.port_hold, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(backend.port);
+    ::inet_pton(AF_INET, backend.host.c_str(), &addr.sin_addr);
+    ::bind(backend.port_hold, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
 }
 
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {

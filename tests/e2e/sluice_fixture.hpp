@@ -23,6 +23,9 @@ struct Backend {
     std::string name;
     uint16_t port = 0;
     std::unique_ptr<Process> process;
+    // While stopped: a bound, non-listening socket on the port, so that connects to it are
+    // refused and no other test running in parallel can take the port meanwhile.
+    int port_hold = -1;
 };
 
 class SluiceTest : public ::testing::Test {
@@ -35,7 +38,7 @@ protected:
     // Starts `count` backends named api-1..api-N and waits until each answers /healthz.
     void start_backends(int count);
     void start_backend(Backend& backend);
-    void stop_backend(Backend& backend);
+    void stop_backend(Backend& backend);  // SIGKILL; the port stays reserved (port_hold)
 
     // The config text (the seed's shape, short intervals): `extra_top_`, then the backends
     // listed in `only` (all when empty), then `extra_targets_`.
