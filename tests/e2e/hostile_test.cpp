@@ -709,6 +709,12 @@ protected:
 };
 
 TEST_F(FdExhaustionTest, AcceptFailsWithEmfileBacksOffAndRecovers) {
+#if defined(__SANITIZE_THREAD__)
+    // The test needs an exact count of free descriptors (an odd one is taken by accept()
+    // and given back after a 503, so accept() never fails); ThreadSanitizer's runtime opens
+    // descriptors of its own in the worker at unpredictable times. Runs in the other builds.
+    GTEST_SKIP() << "descriptor count not exact under ThreadSanitizer";
+#endif
     start_lenient_backends(2);
     long free_fds = start_limited(64);
     ASSERT_GT(free_fds, 0) << sluice_->log();
