@@ -9,20 +9,12 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "harness.hpp"
+
 namespace sluice::test {
 
 EchoServer::EchoServer() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (listen_fd_ < 0 ||
-        ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd_, 512) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw std::runtime_error("EchoServer: cannot listen");
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = listen_loopback(512, port_, "EchoServer");
     acceptor_ = std::thread([this] { accept_loop(); });
 }
 

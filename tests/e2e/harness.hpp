@@ -20,6 +20,10 @@ using namespace std::chrono_literals;
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 uint16_t free_port();
 
+// A listening socket on 127.0.0.1 at a port the kernel picks (returned in `port`), for the
+// test's own servers. Throws std::runtime_error naming `who` on failure.
+int listen_loopback(int backlog, uint16_t& port, const char* who);
+
 // Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

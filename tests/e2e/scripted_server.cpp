@@ -9,19 +9,12 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "harness.hpp"
+
 namespace sluice::test {
 
 ScriptedServer::ScriptedServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd_, 128) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw std::runtime_error("ScriptedServer: cannot listen");
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = listen_loopback(128, port_, "ScriptedServer");
     acceptor_ = std::thread([this] { accept_loop(); });
 }
 
