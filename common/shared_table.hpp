@@ -32,20 +32,18 @@
 // checker rewrites it).
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
+#include "common/limits.hpp"
 #include "common/net.hpp"
 
 namespace sluice {
 
 inline constexpr uint32_t kTableMagic = 0x736c6963;  // "slic"
 inline constexpr uint32_t kTableLayoutVersion = 1;
-inline constexpr size_t kMaxTargets = 256;
-inline constexpr size_t kAddressesPerTarget = 16;
-inline constexpr size_t kMaxSlots = kMaxTargets * kAddressesPerTarget;
-inline constexpr size_t kMaxWorkers = 64;
 inline constexpr size_t kCacheLine = 64;
 
 // Why a target is DOWN. Stored as a number in the slot; text from down_reason_name().
@@ -62,6 +60,14 @@ enum class DownReason : uint32_t {
     pending,  // a new address, not checked yet
 };
 const char* down_reason_name(DownReason reason);
+
+// CLOCK_MONOTONIC in milliseconds: the one clock of `up_since_ms`, which the checker writes
+// and every worker reads (steady_clock is CLOCK_MONOTONIC on Linux, shared by all processes).
+inline int64_t monotonic_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
 
 struct alignas(kCacheLine) TargetSlot {
     static constexpr size_t kAddressWords = 5;  // 32 bytes of sockaddr + its length

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <toml.hpp>
 
-#include "common/shared_table.hpp"
+#include "common/limits.hpp"
 #include "conf/duration.hpp"
 
 namespace sluice {
@@ -359,7 +359,8 @@ Config build(const Value& root, const std::string& file) {
         fail(file, *targets, "\"targets\" must be an array of tables ([[targets]])");
     const auto& list = targets->as_array();
     if (list.empty()) fail(file, *targets, "no targets: \"targets\" is empty");
-    if (list.size() > 256) fail(file, *targets, "too many targets (at most 256)");
+    if (list.size() > kMaxTargets)
+        fail(file, *targets, "too many targets (at most " + std::to_string(kMaxTargets) + ")");
     std::map<std::string, int> seen;  // normalised address -> line
     for (size_t i = 0; i < list.size(); ++i) {
         TargetConfig target = read_target(file, list[i], i + 1, config);

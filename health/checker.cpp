@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "common/log.hpp"
-#include "health/admin_server.hpp"
 #include "health/probe.hpp"
 #include "health/tracker.hpp"
 
@@ -18,11 +17,6 @@ namespace sluice::health {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t monotonic_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-        .count();
-}
 
 // Logs the seed's "Healthy targets: N" line whenever the number of healthy addresses changes.
 class HealthyCountReporter {
@@ -236,11 +230,9 @@ private:
 
 }  // namespace
 
-int run_checker(const Config& config, SharedTable& table, int admin_fd) {
+int run_checker(const Config& config, SharedTable& table) {
     // The detached threads below run until the process exits (with _exit, right after this
     // returns), so what they use is never destroyed: allocated once and left to the exit.
-    auto* admin = new AdminServer(admin_fd, config, table);
-    if (admin_fd >= 0) admin->start();
     auto* reporter = new HealthyCountReporter(table);
     reporter->report();  // the count the table starts with
     for (size_t i = 0; i < config.targets.size(); ++i) {

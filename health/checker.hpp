@@ -9,7 +9,7 @@
 namespace sluice::health {
 
 // Runs until SIGTERM, SIGINT or SIGQUIT (which the caller left blocked), then returns the
-// process exit code. With `admin_fd` >= 0 it also serves the admin listener on it.
-int run_checker(const Config& config, SharedTable& table, int admin_fd);
+// process exit code.
+int run_checker(const Config& config, SharedTable& table);
 
 }  // namespace sluice::health

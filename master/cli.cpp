@@ -1,6 +1,6 @@
 #include "master/cli.hpp"
 
-#include "common/shared_table.hpp"
+#include "common/limits.hpp"
 
 #include <boost/program_options.hpp>
 #include <sstream>

@@ -13,6 +13,7 @@
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "conf/loader.hpp"
+#include "admin/admin_server.hpp"
 #include "health/checker.hpp"
 #include "worker/worker.hpp"
 
@@ -104,8 +105,12 @@ void Supervisor::run_child(const Child& child) {
     int code = kExitFatal;
     try {
         SharedTable& table = current_->segment.table();
+        // The admin listener lives in the health process, never in a worker, so it cannot
+        // slow the data path. Its threads run until _exit: the server is never destroyed.
+        if (child.role == Role::health && admin_listener_)
+            (new admin::AdminServer(admin_listener_.get(), current_->config, table))->start();
         code = child.role == Role::health
-                   ? health::run_checker(current_->config, table, admin_listener_.get())
+                   ? health::run_checker(current_->config, table)
                    : worker::run_worker(current_->config, table, listener_.get(),
                                         connection_cap(), static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {

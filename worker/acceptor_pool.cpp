@@ -19,12 +19,6 @@ constexpr int kWakeSignal = SIGUSR1;
 
 void on_wake_signal(int) {}  // only interrupts a blocking call
 
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
-
 }  // namespace
 
 AcceptorPool::AcceptorPool(int listen_fd, PoolLimits limits, Handler handler)
@@ -132,7 +126,7 @@ void AcceptorPool::accept_failed(int error) {
     }
     // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or something unexpected:
     // log at most once a second and back off instead of spinning on the listener.
-    const int64_t now = now_ms();
+    const int64_t now = monotonic_ms();
     int64_t last = last_accept_error_log_.load();
     if (now - last >= 1000 && last_accept_error_log_.compare_exchange_strong(last, now))
         LOG_ERROR("accept failed: %s; backing off", std::strerror(error));

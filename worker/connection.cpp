@@ -12,7 +12,7 @@
 
 #include "common/log.hpp"
 #include "common/net.hpp"
-#include "common/selection.hpp"
+#include "worker/selection.hpp"
 #include "worker/proxy_protocol.hpp"
 #include "worker/relay.hpp"
 
@@ -128,12 +128,6 @@ Attempt connect_first(const Candidates& candidates, const WorkerContext& context
 void release(const WorkerContext& context, int index) {
     context.table.worker_active[context.worker_slot][index].fetch_sub(1, std::memory_order_relaxed);
     context.table.slots[index].active.fetch_sub(1, std::memory_order_relaxed);
-}
-
-int64_t monotonic_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
 }
 
 // Picks and connects; while every candidate is at its max_connections, tries again every

@@ -5,7 +5,7 @@
 #include <map>
 #include <string>
 
-#include "common/selection.hpp"
+#include "worker/selection.hpp"
 #include "common/shared_segment.hpp"
 
 namespace sluice {

@@ -1,4 +1,4 @@
-#include "common/selection.hpp"
+#include "worker/selection.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -10,7 +10,7 @@
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
 
-namespace sluice::health {
+namespace sluice::admin {
 
 struct AddressStatus {
     std::string target;   // as configured, e.g. "http-api-1:8001"
@@ -37,4 +37,4 @@ std::string render_prometheus(const StatusSnapshot& s);
 std::string render_json(const StatusSnapshot& s);
 std::string render_html(const StatusSnapshot& s);
 
-}  // namespace sluice::health
+}  // namespace sluice::admin

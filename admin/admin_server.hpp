@@ -11,7 +11,7 @@
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
 
-namespace sluice::health {
+namespace sluice::admin {
 
 class AdminServer {
 public:
@@ -35,4 +35,4 @@ private:
     std::atomic<int> clients_{0};
 };
 
-}  // namespace sluice::health
+}  // namespace sluice::admin

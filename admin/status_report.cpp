@@ -1,9 +1,9 @@
-#include "health/status_report.hpp"
+#include "admin/status_report.hpp"
 
 #include <algorithm>
 #include <cstdio>
 
-namespace sluice::health {
+namespace sluice::admin {
 namespace {
 
 std::string escape_label(const std::string& text) {
@@ -219,4 +219,4 @@ std::string render_html(const StatusSnapshot& s) {
            rows + "</table></body></html>\n";
 }
 
-}  // namespace sluice::health
+}  // namespace sluice::admin

@@ -1,4 +1,4 @@
-#include "health/admin_server.hpp"
+#include "admin/admin_server.hpp"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -13,9 +13,9 @@
 #include <thread>
 
 #include "common/log.hpp"
-#include "health/status_report.hpp"
+#include "admin/status_report.hpp"
 
-namespace sluice::health {
+namespace sluice::admin {
 namespace {
 
 constexpr size_t kMaxRequestHead = 8192;
@@ -170,4 +170,4 @@ void AdminServer::serve(int client) {
     }
 }
 
-}  // namespace sluice::health
+}  // namespace sluice::admin
