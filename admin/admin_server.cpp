@@ -12,8 +12,8 @@
 #include <string>
 #include <thread>
 
-#include "common/log.hpp"
 #include "admin/status_report.hpp"
+#include "common/log.hpp"
 
 namespace sluice::admin {
 namespace {
@@ -57,7 +57,8 @@ bool is_loopback(const net::Endpoint& e) {
 std::string url_decode(const std::string& text) {
     std::string out;
     for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        if (text[i] == '%' && i + 2 < text.size() &&
+            std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
             std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
             out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
             i += 2;
@@ -86,7 +87,7 @@ std::string AdminServer::set_draining(const std::string& path, bool from_loopbac
         const bool drain = action == "drain";
         table_.groups[t].draining.store(drain ? 1 : 0);
         LOG_NOTICE("admin: target %s %s", name.c_str(),
-                 drain ? "draining: no new connections" : "enabled");
+                   drain ? "draining: no new connections" : "enabled");
         return response(200, "OK", "text/plain", name + (drain ? " draining\n" : " enabled\n"),
                         false);
     }
@@ -129,8 +130,8 @@ void AdminServer::serve(int client) {
     char buffer[2048];
     while (head.find("\r\n\r\n") == std::string::npos) {
         if (head.size() > kMaxRequestHead) {
-            return send_all(client, response(431, "Request Header Fields Too Large",
-                                             "text/plain", "request head too large\n", false));
+            return send_all(client, response(431, "Request Header Fields Too Large", "text/plain",
+                                             "request head too large\n", false));
         }
         const ssize_t n = ::recv(client, buffer, sizeof buffer, 0);
         if (n <= 0) return;  // closed, reset, or silent past the timeout
@@ -159,14 +160,13 @@ void AdminServer::serve(int client) {
         send_all(client, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                                   render_prometheus(snapshot), head_only));
     } else if (path == "/status") {
-        send_all(client,
-                 response(200, "OK", "application/json", render_json(snapshot), head_only));
+        send_all(client, response(200, "OK", "application/json", render_json(snapshot), head_only));
     } else if (path == "/") {
-        send_all(client, response(200, "OK", "text/html; charset=utf-8", render_html(snapshot),
-                                  head_only));
+        send_all(client,
+                 response(200, "OK", "text/html; charset=utf-8", render_html(snapshot), head_only));
     } else {
-        send_all(client, response(404, "Not Found", "text/plain",
-                                  "try /, /status or /metrics\n", head_only));
+        send_all(client, response(404, "Not Found", "text/plain", "try /, /status or /metrics\n",
+                                  head_only));
     }
 }
 

@@ -2,9 +2,9 @@
 // The admin listener, served by the health-checker process (never by a worker, so it cannot
 // slow the data path): GET /metrics (Prometheus text), /status (JSON) and / (an HTML page
 // that refreshes itself); POST /targets/NAME/drain and /targets/NAME/enable from loopback
-// clients only (a draining target gets no new connection and keeps its open ones). Each client gets its own thread with read and write
-// timeouts and a cap on how many are served at once, so a slow or silent client blocks no
-// other.
+// clients only (a draining target gets no new connection and keeps its open ones). Each client gets
+// its own thread with read and write timeouts and a cap on how many are served at once, so a slow
+// or silent client blocks no other.
 
 #include <atomic>
 

@@ -81,8 +81,10 @@ StatusSnapshot take_snapshot(const Config& config, const SharedTable& table) {
             AddressStatus st;
             st.target = config.targets[t].address;
             net::Endpoint address;
-            if (a < count && slot.load_address(address)) st.address = address.to_string();
-            else if (count > 0) continue;  // a freed slot between used ones
+            if (a < count && slot.load_address(address))
+                st.address = address.to_string();
+            else if (count > 0)
+                continue;  // a freed slot between used ones
             st.up = a < count && slot.up.load() != 0;
             st.draining = table.groups[t].draining.load() != 0;
             const auto reason = static_cast<DownReason>(slot.reason.load());
@@ -106,8 +108,7 @@ std::string render_prometheus(const StatusSnapshot& s) {
     auto family = [&](const char* name, const char* type, const char* help) {
         out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     };
-    auto per_address = [&](const char* name, const char* type, const char* help,
-                           auto value_of) {
+    auto per_address = [&](const char* name, const char* type, const char* help, auto value_of) {
         family(name, type, help);
         for (const AddressStatus& a : s.addresses) {
             out += std::string(name) + "{target=\"" + escape_label(a.target) + "\",address=\"" +
@@ -118,8 +119,7 @@ std::string render_prometheus(const StatusSnapshot& s) {
                 [](const AddressStatus& a) { return std::string(a.up ? "1" : "0"); });
     per_address("sluice_target_active_connections", "gauge", "Connections open to the address.",
                 [](const AddressStatus& a) { return std::to_string(a.active); });
-    per_address("sluice_target_connections_total", "counter",
-                "Connections made to the address.",
+    per_address("sluice_target_connections_total", "counter", "Connections made to the address.",
                 [](const AddressStatus& a) { return std::to_string(a.connections); });
     per_address("sluice_target_connect_failures_total", "counter",
                 "Connects to the address that failed (refused, unreachable, timeout).",
@@ -141,8 +141,8 @@ std::string render_prometheus(const StatusSnapshot& s) {
     for (const AddressStatus& a : s.addresses) {
         if (a.reason.empty()) continue;
         out += "sluice_target_last_failure_info{target=\"" + escape_label(a.target) +
-               "\",address=\"" + escape_label(a.address) + "\",reason=\"" +
-               escape_label(a.reason) + "\"} 1\n";
+               "\",address=\"" + escape_label(a.address) + "\",reason=\"" + escape_label(a.reason) +
+               "\"} 1\n";
     }
     family("sluice_connections_total", "counter", "Client connections accepted.");
     out += "sluice_connections_total " + std::to_string(s.connections) + "\n";
@@ -192,11 +192,10 @@ std::string render_html(const StatusSnapshot& s) {
         rows += std::string("<tr class=\"") + (a.up ? "up" : "down") + "\"><td>" +
                 escape_html(a.target) + "</td><td>" + escape_html(a.address) +
                 "</td><td class=\"state\">" + (a.up ? "UP" : "DOWN") +
-                (a.draining ? " (draining)" : "") + "</td><td>" +
-                escape_html(a.reason) + "</td><td>" + std::to_string(a.active) + "</td><td>" +
-                std::to_string(a.connections) + "</td><td>" +
-                std::to_string(a.connect_failures) + "</td><td>" +
-                std::to_string(a.bytes_to_target) + "</td><td>" +
+                (a.draining ? " (draining)" : "") + "</td><td>" + escape_html(a.reason) +
+                "</td><td>" + std::to_string(a.active) + "</td><td>" +
+                std::to_string(a.connections) + "</td><td>" + std::to_string(a.connect_failures) +
+                "</td><td>" + std::to_string(a.bytes_to_target) + "</td><td>" +
                 std::to_string(a.bytes_to_client) + "</td><td>" +
                 (a.last_status ? std::to_string(a.last_status) : std::string("-")) + " in " +
                 milliseconds(a.check_seconds) + " ms</td></tr>\n";
@@ -204,14 +203,16 @@ std::string render_html(const StatusSnapshot& s) {
     return "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
            "<meta http-equiv=\"refresh\" content=\"2\"><title>sluice</title><style>"
            "body{font-family:sans-serif;margin:2em;color:#222}"
-           "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;white-space:nowrap;"
+           "table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid "
+           "#ddd;white-space:nowrap;"
            "text-align:left}tr.up .state{color:#fff;background:#2a7}"
            "tr.down .state{color:#fff;background:#c33}caption{text-align:left;margin:.5em 0}"
            "</style></head><body><h1>sluice</h1><p>version " +
            escape_html(s.version) + " &middot; generation " + std::to_string(s.generation) +
            " &middot; " + std::to_string(s.workers) + " workers &middot; " +
            std::to_string(s.connections) + " connections &middot; " +
-           std::to_string(s.rejected_no_target) + " answered 503</p>"
+           std::to_string(s.rejected_no_target) +
+           " answered 503</p>"
            "<table><caption>Targets (refreshes every 2 s)</caption><tr><th>target</th>"
            "<th>address</th><th>state</th><th>last failure</th><th>active</th>"
            "<th>connections</th><th>connect failures</th><th>bytes to target</th>"

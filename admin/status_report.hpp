@@ -17,8 +17,8 @@ struct AddressStatus {
     std::string address;  // resolved "IP:PORT", or "" while the name does not resolve
     bool up = false;
     bool draining = false;  // admin: no new connections
-    std::string reason;   // why it is (or last was) DOWN; "" if never
-    int last_status = 0;  // HTTP status of the last check
+    std::string reason;     // why it is (or last was) DOWN; "" if never
+    int last_status = 0;    // HTTP status of the last check
     double check_seconds = 0;
     uint64_t active = 0, connections = 0, connect_failures = 0;
     uint64_t bytes_to_target = 0, bytes_to_client = 0;

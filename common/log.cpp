@@ -48,11 +48,11 @@ void write(Level level, const char* fmt, ...) {
     gettimeofday(&now, nullptr);
     tm utc{};
     gmtime_r(&now.tv_sec, &utc);
-    int len = std::snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s: ",
-                            utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                            utc.tm_min, utc.tm_sec, static_cast<int>(now.tv_usec / 1000),
-                            g_role.load(std::memory_order_relaxed), static_cast<int>(getpid()),
-                            level_name(level));
+    int len = std::snprintf(
+        line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s[%d] %s: ", utc.tm_year + 1900,
+        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+        static_cast<int>(now.tv_usec / 1000), g_role.load(std::memory_order_relaxed),
+        static_cast<int>(getpid()), level_name(level));
     va_list args;
     va_start(args, fmt);
     int body = std::vsnprintf(line + len, sizeof line - len - 1, fmt, args);

@@ -23,9 +23,9 @@ void write(Level level, const char* fmt, ...) __attribute__((format(printf, 2, 3
 
 }  // namespace sluice::log
 
-#define SLUICE_LOG(level, ...)                                                         \
-    do {                                                                               \
-        if (::sluice::log::enabled(level)) ::sluice::log::write(level, __VA_ARGS__);   \
+#define SLUICE_LOG(level, ...)                                                       \
+    do {                                                                             \
+        if (::sluice::log::enabled(level)) ::sluice::log::write(level, __VA_ARGS__); \
     } while (0)
 #define LOG_ERROR(...) SLUICE_LOG(::sluice::log::Level::error, __VA_ARGS__)
 #define LOG_WARN(...) SLUICE_LOG(::sluice::log::Level::warn, __VA_ARGS__)

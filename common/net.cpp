@@ -34,8 +34,7 @@ std::string parse_host_port(std::string_view text, HostPort& out) {
         const auto close = text.find(']');
         if (close == std::string_view::npos) return "missing ']' after the IPv6 address";
         host = text.substr(1, close - 1);
-        if (close + 1 >= text.size() || text[close + 1] != ':')
-            return "expected ':PORT' after ']'";
+        if (close + 1 >= text.size() || text[close + 1] != ':') return "expected ':PORT' after ']'";
         port = text.substr(close + 2);
         in6_addr probe{};
         if (inet_pton(AF_INET6, std::string(host).c_str(), &probe) != 1)

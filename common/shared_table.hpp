@@ -73,15 +73,15 @@ struct alignas(kCacheLine) TargetSlot {
     static constexpr size_t kAddressWords = 5;  // 32 bytes of sockaddr + its length
 
     std::atomic<uint32_t> up{0};
-    std::atomic<uint32_t> reason{0};       // a DownReason
-    std::atomic<uint32_t> last_status{0};  // HTTP status of the last check, 0 if none
-    std::atomic<uint32_t> check_us{0};     // how long the last check took, in microseconds
-    std::atomic<int64_t> up_since_ms{0};   // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
+    std::atomic<uint32_t> reason{0};            // a DownReason
+    std::atomic<uint32_t> last_status{0};       // HTTP status of the last check, 0 if none
+    std::atomic<uint32_t> check_us{0};          // how long the last check took, in microseconds
+    std::atomic<int64_t> up_since_ms{0};        // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
 
     // Traffic counters, written by the worker that owns the connection (fetch_add/sub).
-    std::atomic<uint32_t> active{0};         // connections open now
-    std::atomic<uint64_t> connections{0};    // connections made to it, in all
+    std::atomic<uint32_t> active{0};       // connections open now
+    std::atomic<uint64_t> connections{0};  // connections made to it, in all
     std::atomic<uint64_t> bytes_to_target{0};
     std::atomic<uint64_t> bytes_to_client{0};
     std::atomic<uint64_t> address_seq{0};  // odd while the address is being rewritten
@@ -104,8 +104,8 @@ struct SharedTable {
     std::atomic<uint64_t> generation{0};
     std::atomic<uint32_t> target_count{0};
 
-    std::atomic<uint32_t> workers{0};         // worker processes of this generation
-    std::atomic<uint64_t> reloads{0};         // successful reloads since start
+    std::atomic<uint32_t> workers{0};  // worker processes of this generation
+    std::atomic<uint64_t> reloads{0};  // successful reloads since start
 
     alignas(kCacheLine) std::atomic<uint64_t> round_robin{0};
 

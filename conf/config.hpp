@@ -51,8 +51,8 @@ struct TargetConfig {
     uint32_t weight = 1;                // share of new connections, relative to the others
     uint32_t max_connections = 0;       // per address; 0: no cap
     ProxyProtocol send_proxy = ProxyProtocol::none;
-    Millis slow_start{0};               // ramp after coming back UP; 0: none
-    int line = 0;                       // where the target is defined, for messages
+    Millis slow_start{0};  // ramp after coming back UP; 0: none
+    int line = 0;          // where the target is defined, for messages
 };
 
 struct Config {
@@ -62,12 +62,12 @@ struct Config {
     Millis connect_timeout{2000};
     Algorithm algorithm = Algorithm::round_robin;
     NoTargetReply on_no_target = NoTargetReply::http_503;
-    Millis queue_timeout{0};  // wait for a target below its max_connections; 0: do not wait
-    Millis slow_start{0};     // the default of every target's slow_start
-    Millis idle_timeout{600000};     // a connection with no byte either way this long ends; 0: never
+    Millis queue_timeout{0};      // wait for a target below its max_connections; 0: do not wait
+    Millis slow_start{0};         // the default of every target's slow_start
+    Millis idle_timeout{600000};  // a connection with no byte either way this long ends; 0: never
     std::optional<uint64_t> max_connections;  // across all workers; unset: the open-file limit
-    Millis drain_timeout{30000};     // old workers finish their connections after a reload
-    Millis shutdown_timeout{10000};  // connections finish after SIGTERM/SIGINT
+    Millis drain_timeout{30000};              // old workers finish their connections after a reload
+    Millis shutdown_timeout{10000};           // connections finish after SIGTERM/SIGINT
     // Who the workers and the checker run as (the master keeps its own identity, to bind a
     // new privileged listen address on reload). Unset: no change.
     std::optional<uid_t> user;

@@ -18,16 +18,20 @@ std::string parse_duration(std::string_view text, Millis& out) {
         return "duration \"" + std::string(text) + "\" is too large";
     const std::string_view unit = text.substr(digits);
     uint64_t scale = 0;
-    if (unit == "ms") scale = 1;
-    else if (unit == "s") scale = 1000;
-    else if (unit == "m") scale = 60 * 1000;
-    else if (unit == "h") scale = 3600 * 1000;
+    if (unit == "ms")
+        scale = 1;
+    else if (unit == "s")
+        scale = 1000;
+    else if (unit == "m")
+        scale = 60 * 1000;
+    else if (unit == "h")
+        scale = 3600 * 1000;
     else if (unit.empty())
         return "duration \"" + std::string(text) + "\" has no unit (write e.g. \"" +
                std::string(text) + "s\" or \"" + std::string(text) + "ms\")";
     else
-        return "duration \"" + std::string(text) + "\" has an unknown unit \"" +
-               std::string(unit) + "\" (use ms, s, m or h)";
+        return "duration \"" + std::string(text) + "\" has an unknown unit \"" + std::string(unit) +
+               "\" (use ms, s, m or h)";
     constexpr uint64_t kMax = 365ull * 24 * 3600 * 1000;  // a year is more than anyone means
     if (value > kMax / scale) return "duration \"" + std::string(text) + "\" is too large";
     out = Millis(static_cast<int64_t>(value * scale));

@@ -41,31 +41,23 @@ using group_t = struct group;
 
 std::string type_name(const Value& v) {
     switch (v.type()) {
-        case toml::value_t::boolean:
-            return "a boolean";
-        case toml::value_t::integer:
-            return "an integer";
-        case toml::value_t::floating:
-            return "a float";
-        case toml::value_t::string:
-            return "a string";
+        case toml::value_t::boolean: return "a boolean";
+        case toml::value_t::integer: return "an integer";
+        case toml::value_t::floating: return "a float";
+        case toml::value_t::string: return "a string";
         case toml::value_t::offset_datetime:
         case toml::value_t::local_datetime:
         case toml::value_t::local_date:
-        case toml::value_t::local_time:
-            return "a date or time";
-        case toml::value_t::array:
-            return "an array";
-        case toml::value_t::table:
-            return "a table";
-        default:
-            return "empty";
+        case toml::value_t::local_time: return "a date or time";
+        case toml::value_t::array: return "an array";
+        case toml::value_t::table: return "a table";
+        default: return "empty";
     }
 }
 
 // Walks one table: rejects keys it does not know, type-checks the ones it does.
 class TableReader {
-  public:
+public:
     TableReader(const std::string& file, const Value& table, std::string where,
                 std::set<std::string> known)
         : file_(file), table_(table), where_(std::move(where)) {
@@ -116,7 +108,8 @@ class TableReader {
             if (*text == name) return value;
             names += (names.empty() ? "" : ", ") + std::string(name);
         }
-        fail(file_, *find(key), "\"" + key + "\" must be one of " + names + ", found \"" + *text + "\"");
+        fail(file_, *find(key),
+             "\"" + key + "\" must be one of " + names + ", found \"" + *text + "\"");
     }
 
     // A boolean under `key`, left unchanged when absent.
@@ -144,7 +137,7 @@ class TableReader {
 
     const std::string& file() const { return file_; }
 
-  private:
+private:
     const std::string& file_;
     const Value& table_;
     std::string where_;
@@ -310,11 +303,11 @@ void read_admin(const TableReader& reader, Config& config) {
 Config build(const Value& root, const std::string& file) {
     Config config;
     config.source = file;
-    const TableReader reader(file, root, "the top level",
-                             {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
-                              "algorithm", "on_no_target", "queue_timeout", "slow_start",
-                              "shutdown_timeout", "user", "group", "admin",
-                              "admin_allow_remote", "log_level", "health_check", "targets"});
+    const TableReader reader(
+        file, root, "the top level",
+        {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
+         "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
+         "group", "admin", "admin_allow_remote", "log_level", "health_check", "targets"});
     if (const std::string* listen = reader.string("listen"))
         config.listen = host_port(reader, "listen", *listen);
     if (reader.find("workers")) {
@@ -327,10 +320,11 @@ Config build(const Value& root, const std::string& file) {
     reader.duration("idle_timeout", config.idle_timeout, Millis(0));
     reader.duration("queue_timeout", config.queue_timeout, Millis(0));
     reader.duration("slow_start", config.slow_start, Millis(0));
-    config.algorithm = reader.choice<Algorithm>("algorithm", Algorithm::round_robin,
-                                                {{"round_robin", Algorithm::round_robin},
-                                                 {"least_connections", Algorithm::least_connections},
-                                                 {"random_two", Algorithm::random_two}});
+    config.algorithm =
+        reader.choice<Algorithm>("algorithm", Algorithm::round_robin,
+                                 {{"round_robin", Algorithm::round_robin},
+                                  {"least_connections", Algorithm::least_connections},
+                                  {"random_two", Algorithm::random_two}});
     config.on_no_target = reader.choice<NoTargetReply>(
         "on_no_target", NoTargetReply::http_503,
         {{"http_503", NoTargetReply::http_503}, {"close", NoTargetReply::close}});
@@ -384,7 +378,8 @@ int line_too_deep(const std::string& text, int limit) {
     int depth = 0, line = 1;
     for (size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        if (c == '\n') ++line;
+        if (c == '\n')
+            ++line;
         else if (c == '#') {
             while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
         } else if (c == '"' || c == '\'') {
@@ -416,8 +411,9 @@ int line_too_deep(const std::string& text, int limit) {
 Config parse_config(const std::string& text, const std::string& name) {
     constexpr int kMaxNesting = 100;
     if (const int line = line_too_deep(text, kMaxNesting))
-        throw ConfigError(name + ":" + std::to_string(line) + ": arrays or tables nested deeper than " +
-                          std::to_string(kMaxNesting) + " levels\n");
+        throw ConfigError(name + ":" + std::to_string(line) +
+                          ": arrays or tables nested deeper than " + std::to_string(kMaxNesting) +
+                          " levels\n");
     std::istringstream stream(text);
     Value root;
     try {

@@ -62,11 +62,11 @@ public:
                 continue;
             }
             const auto reason = static_cast<DownReason>(slot.reason.load());
-            s.tracker = HealthTracker(rise(), fall(),
-                                      slot.up.load() ? HealthTracker::State::up
-                                      : reason == DownReason::pending
-                                          ? HealthTracker::State::unknown
-                                          : HealthTracker::State::down);
+            s.tracker =
+                HealthTracker(rise(), fall(),
+                              slot.up.load()                  ? HealthTracker::State::up
+                              : reason == DownReason::pending ? HealthTracker::State::unknown
+                                                              : HealthTracker::State::down);
         }
     }
 
@@ -76,7 +76,8 @@ public:
         // Jitter: the first check within the first tenth of the interval, then every
         // interval +-10 %, so that many targets do not fire at once.
         std::uniform_real_distribution<double> first(0.0, 0.1), spread(0.9, 1.1);
-        auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(interval * first(random));
+        auto next =
+            Clock::now() + std::chrono::duration_cast<Clock::duration>(interval * first(random));
         for (;;) {
             std::this_thread::sleep_until(next);
             round();
@@ -131,8 +132,10 @@ private:
                         .count()));
             };
             // Addresses are probed at once, so one that hangs delays no other.
-            if (count_ == 1) work();
-            else threads[a] = std::thread(work);
+            if (count_ == 1)
+                work();
+            else
+                threads[a] = std::thread(work);
         }
         for (auto& t : threads) {
             if (t.joinable()) t.join();
@@ -154,7 +157,7 @@ private:
             AddressState& s = states_[a];
             if (!s.address.valid() || listed(s.address)) continue;
             LOG_NOTICE("target %s: address %s removed", target_.address.c_str(),
-                     s.address.to_string().c_str());
+                       s.address.to_string().c_str());
             slot(a).up.store(0);
             s.address = net::Endpoint();
             slot(a).store_address(s.address);
@@ -179,7 +182,7 @@ private:
             slot(a).store_address(e);
             if (count_ > 0 || a > 0)
                 LOG_NOTICE("target %s: address %s added", target_.address.c_str(),
-                         e.to_string().c_str());
+                           e.to_string().c_str());
             count_ = std::max(count_, a + 1);
         }
         while (count_ > 0 && !states_[count_ - 1].address.valid()) --count_;
@@ -211,7 +214,7 @@ private:
         if (!flipped) return;
         if (s.tracker.up()) {
             LOG_NOTICE("target %s UP (%s, %s)", target_.address.c_str(),
-                     s.address.to_string().c_str(), result.describe().c_str());
+                       s.address.to_string().c_str(), result.describe().c_str());
         } else {
             LOG_WARN("target %s DOWN: %s (%s)", target_.address.c_str(),
                      detail.empty() ? result.describe().c_str() : detail.c_str(),

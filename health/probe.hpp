@@ -14,7 +14,7 @@ namespace sluice::health {
 struct ProbeResult {
     bool healthy = false;
     DownReason reason = DownReason::none;
-    int status = 0;  // HTTP status, 0 when none was read
+    int status = 0;                // HTTP status, 0 when none was read
     std::string describe() const;  // "connection refused", "status 503", ...
 };
 

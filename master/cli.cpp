@@ -16,15 +16,15 @@ CliOptions parse_cli(int argc, const char* const* argv) {
     po::options_description described(
         "Usage: sluice --config FILE [--workers N] [--check]\n\n"
         "sluice: a layer-4 (TCP) load balancer: round robin over healthy targets.\n\nOptions");
-    described.add_options()
-        ("config,c", po::value<std::string>(&options.config_path)->value_name("FILE"),
-         "the TOML config file")
-        ("workers,w", po::value<int>(&workers)->value_name("N"),
-         "accept worker processes (default: `workers` in the config, else the number of online CPUs)")
-        ("check", po::bool_switch(&options.check_only),
-         "load and validate the config, print OK or the errors, exit 0 or 1")
-        ("version", po::bool_switch(&options.show_version), "print the version and exit")
-        ("help,h", po::bool_switch(&options.show_help), "print this help and exit");
+    described.add_options()("config,c",
+                            po::value<std::string>(&options.config_path)->value_name("FILE"),
+                            "the TOML config file")(
+        "workers,w", po::value<int>(&workers)->value_name("N"),
+        "accept worker processes (default: `workers` in the config, else the number of online "
+        "CPUs)")("check", po::bool_switch(&options.check_only),
+                 "load and validate the config, print OK or the errors, exit 0 or 1")(
+        "version", po::bool_switch(&options.show_version), "print the version and exit")(
+        "help,h", po::bool_switch(&options.show_help), "print this help and exit");
     std::ostringstream help;
     help << described;
     options.help_text = help.str();

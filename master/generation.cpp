@@ -46,8 +46,8 @@ void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
     std::string error;
     const auto addresses = net::resolve(target.host_port, error);
     if (addresses.empty()) {
-        LOG_WARN("target %s does not resolve yet (%s): DOWN until it does",
-                 target.address.c_str(), error.c_str());
+        LOG_WARN("target %s does not resolve yet (%s): DOWN until it does", target.address.c_str(),
+                 error.c_str());
         return;
     }
     const size_t count = std::min(addresses.size(), kAddressesPerTarget);
@@ -80,8 +80,10 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
     table.target_count.store(static_cast<uint32_t>(targets.size()));
     for (size_t i = 0; i < targets.size(); ++i) {
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
-        if (before >= 0) copy_group(previous->segment.table(), before, table, i);
-        else start_group(targets[i], table, i);
+        if (before >= 0)
+            copy_group(previous->segment.table(), before, table, i);
+        else
+            start_group(targets[i], table, i);
     }
     return generation;
 }
@@ -98,13 +100,12 @@ std::string describe_changes(const Generation& before, const Generation& after) 
     if (!added.empty() || !removed.empty()) out += "targets" + added + removed;
     if (before.workers != after.workers) {
         if (!out.empty()) out += ", ";
-        out += "workers " + std::to_string(before.workers) + " -> " +
-               std::to_string(after.workers);
+        out += "workers " + std::to_string(before.workers) + " -> " + std::to_string(after.workers);
     }
     if (!(before.config.listen == after.config.listen)) {
         if (!out.empty()) out += ", ";
-        out += "listen " + before.config.listen.to_string() + " -> " +
-               after.config.listen.to_string();
+        out +=
+            "listen " + before.config.listen.to_string() + " -> " + after.config.listen.to_string();
     }
     return out.empty() ? "no change to targets or workers" : out;
 }

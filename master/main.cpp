@@ -94,12 +94,13 @@ int run(int argc, char** argv) {
             return kExitFailure;
         }
         LOG_NOTICE("admin listener on %s: /, /status, /metrics",
-                 net::local_endpoint(admin.get()).to_string().c_str());
+                   net::local_endpoint(admin.get()).to_string().c_str());
     }
-    LOG_NOTICE("sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
-             "per worker",
-             SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
-             config.targets.size(), max_connections);
+    LOG_NOTICE(
+        "sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
+        "per worker",
+        SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
+        config.targets.size(), max_connections);
     Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listener),
                           std::move(admin), make_generation(std::move(config), workers, nullptr));
     return supervisor.run();

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <exception>
 
+#include "admin/admin_server.hpp"
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "conf/loader.hpp"
-#include "admin/admin_server.hpp"
 #include "health/checker.hpp"
 #include "worker/worker.hpp"
 
@@ -91,7 +91,7 @@ void Supervisor::spawn(Child& child) {
     child.pid = pid;
     child.started = Clock::now();
     LOG_NOTICE("started %s process %d (generation %llu)", role_name(child.role == Role::health),
-             pid, static_cast<unsigned long long>(child.generation));
+               pid, static_cast<unsigned long long>(child.generation));
 }
 
 void Supervisor::run_child(const Child& child) {
@@ -111,8 +111,8 @@ void Supervisor::run_child(const Child& child) {
             (new admin::AdminServer(admin_listener_.get(), current_->config, table))->start();
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table)
-                   : worker::run_worker(current_->config, table, listener_.get(),
-                                        connection_cap(), static_cast<size_t>(child.index - 1));
+                   : worker::run_worker(current_->config, table, listener_.get(), connection_cap(),
+                                        static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
     }
@@ -147,7 +147,7 @@ void Supervisor::reap_children() {
                                       [g](const Child& c) { return c.generation == g; });
         if (!left && g != current_->number) {
             LOG_NOTICE("generation %llu has finished: its last process exited",
-                     static_cast<unsigned long long>(g));
+                       static_cast<unsigned long long>(g));
         }
     }
 }
@@ -157,7 +157,8 @@ void Supervisor::on_child_exit(Child& child, int status) {
     const char* role = role_name(child.role == Role::health);
     if (child.retiring) {
         LOG_NOTICE("%s process of generation %llu %s", role,
-                 static_cast<unsigned long long>(child.generation), describe_status(status).c_str());
+                   static_cast<unsigned long long>(child.generation),
+                   describe_status(status).c_str());
         return;
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
@@ -221,7 +222,7 @@ void Supervisor::enforce_deadlines() {
 void Supervisor::reload() {
     const uint64_t old_number = current_->number;
     LOG_NOTICE("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
-             static_cast<unsigned long long>(old_number));
+               static_cast<unsigned long long>(old_number));
     Config config;
     try {
         config = load_config(config_path_);
@@ -271,10 +272,11 @@ void Supervisor::reload() {
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
     for (size_t i : old_children) retire(children_[i], drain);
-    LOG_NOTICE("reload done: generation %llu is serving (%s); generation %llu drains for up to "
-             "%lld ms",
-             static_cast<unsigned long long>(current_->number), changes.c_str(),
-             static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
+    LOG_NOTICE(
+        "reload done: generation %llu is serving (%s); generation %llu drains for up to "
+        "%lld ms",
+        static_cast<unsigned long long>(current_->number), changes.c_str(),
+        static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
 }
 
 int Supervisor::wait_timeout_ms() const {
@@ -285,8 +287,7 @@ int Supervisor::wait_timeout_ms() const {
         if (child.pid > 0) soonest = std::min({soonest, child.quit_at, child.kill_at});
     }
     if (soonest == Clock::time_point::max()) return -1;
-    const auto left =
-        std::chrono::duration_cast<milliseconds>(soonest - Clock::now()).count();
+    const auto left = std::chrono::duration_cast<milliseconds>(soonest - Clock::now()).count();
     return static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
 }
 
@@ -322,15 +323,17 @@ int Supervisor::run() {
                 }
                 break;
             case SIGHUP:
-                if (stopping) LOG_WARN("SIGHUP while stopping: ignored");
-                else reload();
+                if (stopping)
+                    LOG_WARN("SIGHUP while stopping: ignored");
+                else
+                    reload();
                 break;
             case SIGTERM:
             case SIGINT:
                 if (++stop_requests_ == 1) {
                     const auto grace = current_->config.shutdown_timeout;
                     LOG_NOTICE("%s: stopping; connections may finish for up to %lld ms",
-                             strsignal(signal_number), static_cast<long long>(grace.count()));
+                               strsignal(signal_number), static_cast<long long>(grace.count()));
                     begin_stop(grace);
                     break;
                 }
@@ -340,8 +343,7 @@ int Supervisor::run() {
                 ++stop_requests_;
                 begin_stop(milliseconds(0));
                 break;
-            default:
-                break;  // a timeout: a respawn or a deadline is due
+            default: break;  // a timeout: a respawn or a deadline is due
         }
         enforce_deadlines();
         if (stop_requests_ > 0) {

@@ -14,6 +14,7 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(
     prometheus  # promtool checks /metrics
     chromium    # loads the admin page headless
+    clang-format clang-tidy  # scripts/check-format.sh, scripts/check-tidy.sh
   )
 fi
 

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
 bash scripts/check-layers.sh
+bash scripts/check-format.sh
 
 run_suite() {  # BUILD_DIR, extra cmake arguments
   local dir=$1

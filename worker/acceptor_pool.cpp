@@ -25,7 +25,7 @@ AcceptorPool::AcceptorPool(int listen_fd, PoolLimits limits, Handler handler)
     : listen_fd_(listen_fd), limits_(limits), handler_(std::move(handler)) {}
 
 void AcceptorPool::start() {
-    struct sigaction action{};
+    struct sigaction action {};
     action.sa_handler = on_wake_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: accept() must return EINTR
@@ -119,10 +119,8 @@ void AcceptorPool::accept_failed(int error) {
         case ENONET:
         case EHOSTUNREACH:
         case EOPNOTSUPP:
-        case ENETUNREACH:
-            return;  // the client is gone before we got it: nothing to do
-        default:
-            break;
+        case ENETUNREACH: return;  // the client is gone before we got it: nothing to do
+        default: break;
     }
     // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or something unexpected:
     // log at most once a second and back off instead of spinning on the listener.

@@ -12,9 +12,9 @@
 
 #include "common/log.hpp"
 #include "common/net.hpp"
-#include "worker/selection.hpp"
 #include "worker/proxy_protocol.hpp"
 #include "worker/relay.hpp"
+#include "worker/selection.hpp"
 
 namespace sluice::worker {
 namespace {
@@ -72,7 +72,8 @@ int idle_ms(const Config& config) {
 // How the connection ended, for the log line.
 const char* end_name(const RelayResult& r) {
     switch (r.end) {
-        case RelayEnd::completed: return r.client_finished_first ? "client_closed" : "target_closed";
+        case RelayEnd::completed:
+            return r.client_finished_first ? "client_closed" : "target_closed";
         case RelayEnd::client_error:
         case RelayEnd::target_error: return "error";
         case RelayEnd::idle_timeout: return "timeout";
@@ -80,16 +81,17 @@ const char* end_name(const RelayResult& r) {
     return "error";
 }
 
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+double ms_between(std::chrono::steady_clock::time_point a,
+                  std::chrono::steady_clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
 // The outcome of trying the candidates of one pick.
 struct Attempt {
     UniqueFd target;
-    int slot = -1;        // the slot connected to
-    int last_errno = 0;   // of the last failed connect
-    size_t at_cap = 0;    // candidates skipped because they were at max_connections
+    int slot = -1;       // the slot connected to
+    int last_errno = 0;  // of the last failed connect
+    size_t at_cap = 0;   // candidates skipped because they were at max_connections
 };
 
 // Tries the candidates in turn. A candidate at its max_connections is skipped: its `active`
@@ -115,7 +117,8 @@ Attempt connect_first(const Candidates& candidates, const WorkerContext& context
             out.target = net::connect_with_timeout(address, context.config.connect_timeout);
             if (out.target) {
                 out.slot = index;
-                table.worker_active[context.worker_slot][index].fetch_add(1, std::memory_order_relaxed);
+                table.worker_active[context.worker_slot][index].fetch_add(
+                    1, std::memory_order_relaxed);
                 return out;
             }
             out.last_errno = errno;
@@ -145,8 +148,8 @@ Attempt pick_and_connect(const WorkerContext& context, Candidates& candidates) {
 }
 
 // Sends the PROXY protocol header the target asked for, before any byte of the client's.
-bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target,
-                       int fd, Millis timeout) {
+bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
+                       Millis timeout) {
     if (target.send_proxy == ProxyProtocol::none) return true;
     const net::Endpoint destination = net::local_endpoint(client);
     char header[kMaxProxyHeader];
@@ -157,7 +160,8 @@ bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig
     pollfd pfd{fd, POLLOUT, 0};
     while (sent < length) {
         const ssize_t n = ::send(fd, header + sent, length - sent, MSG_NOSIGNAL);
-        if (n > 0) sent += static_cast<size_t>(n);
+        if (n > 0)
+            sent += static_cast<size_t>(n);
         else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
         } else {
@@ -176,9 +180,12 @@ void reply_unavailable(int client, char* scratch, size_t scratch_size) {
     pollfd pfd{client, POLLOUT, 0};
     while (sent < length && std::chrono::steady_clock::now() < deadline) {
         const ssize_t n = ::send(client, kServiceUnavailable + sent, length - sent, MSG_NOSIGNAL);
-        if (n > 0) sent += static_cast<size_t>(n);
-        else if (n < 0 && (errno == EAGAIN || errno == EINTR)) ::poll(&pfd, 1, 100);
-        else return;
+        if (n > 0)
+            sent += static_cast<size_t>(n);
+        else if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            ::poll(&pfd, 1, 100);
+        else
+            return;
     }
     ::shutdown(client, SHUT_WR);
     // Lingering close: read and drop what the client still sends, until it closes, for at
@@ -216,17 +223,18 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         const bool limited = attempt.at_cap > 0;
         (limited ? table.rejected_limit : table.rejected_no_target)
             .fetch_add(1, std::memory_order_relaxed);
-        const char* end = limited                            ? "limit"
-                          : candidates.count == 0             ? "no_target"
+        const char* end = limited                           ? "limit"
+                          : candidates.count == 0           ? "no_target"
                           : attempt.last_errno == ETIMEDOUT ? "timeout"
-                                                              : "refused_all";
+                                                            : "refused_all";
         const bool reply = context.config.on_no_target == NoTargetReply::http_503;
         if (log::enabled(log::Level::info)) {
             peer.format(client_text, sizeof client_text);
-            LOG_INFO("conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
-                     "bytes_to_client=%zu end=%s",
-                     client_text, ms_between(accepted, std::chrono::steady_clock::now()),
-                     reply ? sizeof kServiceUnavailable - 1 : 0, end);
+            LOG_INFO(
+                "conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
+                "bytes_to_client=%zu end=%s",
+                client_text, ms_between(accepted, std::chrono::steady_clock::now()),
+                reply ? sizeof kServiceUnavailable - 1 : 0, end);
         }
         if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
         return;
@@ -242,10 +250,10 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     result.end = RelayEnd::target_error;
     if (send_proxy_header(client, peer, target, attempt.target.get(),
                           context.config.connect_timeout)) {
-        result = relay(client, attempt.target.get(), buffers.to_target, buffers.to_client,
-                       ThreadBuffers::kSize,
-                       ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
-                       idle_ms(context.config));
+        result =
+            relay(client, attempt.target.get(), buffers.to_target, buffers.to_client,
+                  ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
+                  idle_ms(context.config));
     }
     release(context, index);
     if (log::enabled(log::Level::info)) {
@@ -255,12 +263,12 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         slot.load_address(address);
         address.format(target_text, sizeof target_text);
         const auto ended = std::chrono::steady_clock::now();
-        LOG_INFO("conn client=%s target=%s address=%s connect_ms=%.3f duration_ms=%.3f "
-                 "bytes_to_target=%llu bytes_to_client=%llu end=%s",
-                 client_text, target.address.c_str(), target_text,
-                 ms_between(accepted, connected), ms_between(accepted, ended),
-                 static_cast<unsigned long long>(result.bytes_to_target),
-                 static_cast<unsigned long long>(result.bytes_to_client), end_name(result));
+        LOG_INFO(
+            "conn client=%s target=%s address=%s connect_ms=%.3f duration_ms=%.3f "
+            "bytes_to_target=%llu bytes_to_client=%llu end=%s",
+            client_text, target.address.c_str(), target_text, ms_between(accepted, connected),
+            ms_between(accepted, ended), static_cast<unsigned long long>(result.bytes_to_target),
+            static_cast<unsigned long long>(result.bytes_to_client), end_name(result));
     }
 }
 

@@ -15,8 +15,10 @@ uint16_t port_of(const net::Endpoint& e) {
 
 const void* address_of(const net::Endpoint& e) {
     return e.family() == AF_INET
-               ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(&e.storage)->sin_addr)
-               : static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(&e.storage)->sin6_addr);
+               ? static_cast<const void*>(
+                     &reinterpret_cast<const sockaddr_in*>(&e.storage)->sin_addr)
+               : static_cast<const void*>(
+                     &reinterpret_cast<const sockaddr_in6*>(&e.storage)->sin6_addr);
 }
 
 bool usable(const net::Endpoint& a, const net::Endpoint& b) {

@@ -21,7 +21,7 @@ struct Direction {
     uint64_t moved = 0;
     std::atomic<uint64_t>* counter = nullptr;
     uint64_t unflushed = 0;  // moved but not yet added to `counter`
-    short want_from = 0;  // poll events needed before the next step can progress
+    short want_from = 0;     // poll events needed before the next step can progress
     short want_to = 0;
 
     enum class Status { ok, error_from, error_to };
@@ -77,8 +77,10 @@ struct Direction {
         }
         // Still busy: ask poll() for what this direction needs next; both are ready, so it
         // returns at once.
-        if (pending > 0) want_to = POLLOUT;
-        else want_from = POLLIN;
+        if (pending > 0)
+            want_to = POLLOUT;
+        else
+            want_from = POLLIN;
         return Status::ok;
     }
 
@@ -124,8 +126,10 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         if (step_up && !up.done()) status = up.pump();
         if (status == Direction::Status::ok && step_down && !down.done()) {
             status = down.pump();
-            if (status == Direction::Status::error_from) status = Direction::Status::error_to;
-            else if (status == Direction::Status::error_to) status = Direction::Status::error_from;
+            if (status == Direction::Status::error_from)
+                status = Direction::Status::error_to;
+            else if (status == Direction::Status::error_to)
+                status = Direction::Status::error_from;
         }
         if (status != Direction::Status::ok) {
             // error_from: the client side failed (seen from `up`); error_to: the target side.

@@ -8,7 +8,7 @@
 namespace sluice {
 namespace {
 
-constexpr uint32_t kWeightScale = 16;      // slow start ramps in steps of 1/16
+constexpr uint32_t kWeightScale = 16;  // slow start ramps in steps of 1/16
 constexpr uint64_t kMaxScheduleLength = 4096;
 
 // a/wa < b/wb without division.
@@ -36,9 +36,10 @@ Picker::Picker(const Config& config) : algorithm_(config.algorithm) {
         weights_.push_back(t.weight);
         slow_start_ms_.push_back(t.slow_start.count());
     }
-    random_state_ = static_cast<uint64_t>(
-        std::chrono::steady_clock::now().time_since_epoch().count()) ^
-        std::hash<std::thread::id>{}(std::this_thread::get_id()) | 1;
+    random_state_ =
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+            std::hash<std::thread::id>{}(std::this_thread::get_id()) |
+        1;
 }
 
 void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
@@ -61,8 +62,8 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
                 if (since < slow_start_ms_[t]) {
                     weight = std::max<uint32_t>(
                         weights_[t],
-                        static_cast<uint32_t>(weights_[t] * kWeightScale * std::max<int64_t>(since, 0) /
-                                              slow_start_ms_[t]));
+                        static_cast<uint32_t>(weights_[t] * kWeightScale *
+                                              std::max<int64_t>(since, 0) / slow_start_ms_[t]));
                 }
             }
             out.entry[out.count] = {static_cast<uint16_t>(i), weight};
@@ -84,12 +85,14 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             random_state_ ^= random_state_ >> 7;
             random_state_ ^= random_state_ << 17;
             const size_t a = random_state_ % out.count;
-            const size_t b = out.count > 1 ? (a + 1 + (random_state_ >> 32) % (out.count - 1)) % out.count : a;
+            const size_t b =
+                out.count > 1 ? (a + 1 + (random_state_ >> 32) % (out.count - 1)) % out.count : a;
             out.first = least_loaded(table, out, a, 1);
             const size_t other = least_loaded(table, out, b, 1);
             const uint64_t load_a = table.slots[out.entry[out.first].slot].active.load();
             const uint64_t load_b = table.slots[out.entry[other].slot].active.load();
-            if (lighter(load_b, out.entry[other].weight, load_a, out.entry[out.first].weight)) out.first = other;
+            if (lighter(load_b, out.entry[other].weight, load_a, out.entry[out.first].weight))
+                out.first = other;
             break;
         }
     }
@@ -120,8 +123,7 @@ size_t Picker::weighted_choice(const Candidates& c) {
     return schedule_[c.ticket % schedule_.size()];
 }
 
-size_t Picker::least_loaded(const SharedTable& table, const Candidates& c, size_t from,
-                            size_t n) {
+size_t Picker::least_loaded(const SharedTable& table, const Candidates& c, size_t from, size_t n) {
     size_t best = from;
     uint64_t best_load = table.slots[c.entry[from].slot].active.load(std::memory_order_relaxed);
     for (size_t k = 1; k < n; ++k) {

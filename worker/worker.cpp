@@ -19,10 +19,11 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
     repair_active_counts(*context);
     PoolLimits limits;
     limits.max_threads = max_connections;
-    auto& pool = *new AcceptorPool(
-        listen_fd, limits, [context](int client, const net::Endpoint& peer, ThreadBuffers& buffers) {
-            serve_connection(client, peer, *context, buffers);
-        });
+    auto& pool =
+        *new AcceptorPool(listen_fd, limits,
+                          [context](int client, const net::Endpoint& peer, ThreadBuffers& buffers) {
+                              serve_connection(client, peer, *context, buffers);
+                          });
     pool.start();
     LOG_DEBUG("accepting: up to %zu connections at once", max_connections);
 
@@ -40,7 +41,7 @@ int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t m
     pool.stop_accepting();
     ::close(listen_fd);
     LOG_NOTICE("%s: stopped accepting; %zu connection(s) to finish", strsignal(signal_number),
-             pool.active());
+               pool.active());
     const timespec tick{0, 20'000'000};
     while (pool.active() > 0) {
         if (sigtimedwait(&signals, nullptr, &tick) == SIGQUIT) {

@@ -19,8 +19,7 @@ constexpr int kIdleTimeoutSeconds = 60;
 constexpr int kSendTimeoutSeconds = 30;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::tolower(static_cast<unsigned char>(x)) ==
                       std::tolower(static_cast<unsigned char>(y));
            });
@@ -97,8 +96,7 @@ bool ParseRequestLine(std::string_view line, Request& req, int& error) {
         // Looks like HTTP but a version we do not speak: say so explicitly.
         bool http_like = version.size() == 8 && version.substr(0, 5) == "HTTP/" &&
                          std::isdigit(static_cast<unsigned char>(version[5])) &&
-                         version[6] == '.' &&
-                         std::isdigit(static_cast<unsigned char>(version[7]));
+                         version[6] == '.' && std::isdigit(static_cast<unsigned char>(version[7]));
         if (http_like) error = 505;
         return false;
     }

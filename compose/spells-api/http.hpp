@@ -94,8 +94,7 @@ public:
     // Serializes and sends `resp` with X-Instance, Content-Length and the
     // Connection header matching `keep_alive`. Returns false if the peer is
     // gone, in which case the connection must be dropped.
-    bool Send(const Response& resp, std::string_view instance, bool keep_alive,
-              bool http10);
+    bool Send(const Response& resp, std::string_view instance, bool keep_alive, bool http10);
 
     // Half-closes and briefly drains unread input so that an error response
     // is not destroyed by a TCP reset when the peer is still sending.

@@ -50,13 +50,12 @@ std::optional<Options> ParseOptions(int argc, char** argv, int& exit_code) {
     int port = 0;
     Options opts;
     po::options_description desc("Usage: spells-api --port N [options]");
-    desc.add_options()
-        ("help", "show this help")
-        ("port,p", po::value<int>(&port)->required(), "TCP port to listen on (1-65535)")
-        ("name,n", po::value<std::string>(&opts.name)->default_value("spells-api"),
-         "instance name, sent as X-Instance")
-        ("host,H", po::value<std::string>(&opts.host)->default_value("0.0.0.0"),
-         "IPv4 or IPv6 address to bind");
+    desc.add_options()("help", "show this help")("port,p", po::value<int>(&port)->required(),
+                                                 "TCP port to listen on (1-65535)")(
+        "name,n", po::value<std::string>(&opts.name)->default_value("spells-api"),
+        "instance name, sent as X-Instance")(
+        "host,H", po::value<std::string>(&opts.host)->default_value("0.0.0.0"),
+        "IPv4 or IPv6 address to bind");
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -197,8 +196,7 @@ UniqueFd Listen(const std::string& host, std::uint16_t port, std::string& error)
     }
     UniqueFd fd(::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     int one = 1;
-    if (!fd.Valid() ||
-        ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+    if (!fd.Valid() || ::setsockopt(fd.Get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
         ::bind(fd.Get(), reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 ||
         ::listen(fd.Get(), SOMAXCONN) != 0) {
         error = std::string("cannot listen: ") + std::strerror(errno);
@@ -214,14 +212,15 @@ UniqueFd Listen(const std::string& host, std::uint16_t port, std::string& error)
         int client = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (client < 0) {
             switch (errno) {
-                case EINTR: case ECONNABORTED: case EPROTO: case EAGAIN:
-                    continue;
-                case EMFILE: case ENFILE: case ENOBUFS: case ENOMEM:
-                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                    continue;
-                default:
-                    std::perror("spells-api: accept");
-                    std::_Exit(1);
+                case EINTR:
+                case ECONNABORTED:
+                case EPROTO:
+                case EAGAIN: continue;
+                case EMFILE:
+                case ENFILE:
+                case ENOBUFS:
+                case ENOMEM: std::this_thread::sleep_for(std::chrono::milliseconds(50)); continue;
+                default: std::perror("spells-api: accept"); std::_Exit(1);
             }
         }
         try {
@@ -259,8 +258,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     const bool v6 = opts->host.find(':') != std::string::npos;
-    std::cout << "spells-api " << opts->name << " listening on " << (v6 ? "[" : "")
-              << opts->host << (v6 ? "]" : "") << ':' << opts->port << std::endl;
+    std::cout << "spells-api " << opts->name << " listening on " << (v6 ? "[" : "") << opts->host
+              << (v6 ? "]" : "") << ':' << opts->port << std::endl;
 
     // The store and name live in main's frame, which never unwinds while
     // connection threads run: we leave via _Exit below.

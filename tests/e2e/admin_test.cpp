@@ -121,8 +121,8 @@ TEST_F(AdminTest, StatusIsJsonWithEveryTarget) {
     EXPECT_THAT(status.raw, HasSubstr("Content-Type: application/json"));
     for (const Backend& b : backends_)
         EXPECT_THAT(status.body, HasSubstr("\"target\":\"127.0.0.1:" + std::to_string(b.port) +
-                                           "\",\"address\":\"127.0.0.1:" +
-                                           std::to_string(b.port) + "\",\"state\":\"UP\""));
+                                           "\",\"address\":\"127.0.0.1:" + std::to_string(b.port) +
+                                           "\",\"state\":\"UP\""));
     EXPECT_EQ(http_request(admin_port_, "POST", "/status", "{}").status, 405);
     EXPECT_EQ(admin("/nope").status, 404);
 }
@@ -151,11 +151,12 @@ TEST_F(AdminTest, ASilentClientDoesNotBlockOthers) {
 TEST_F(AdminTest, NonLoopbackAdminIsRefusedUnlessAllowed) {
     start_backends(1);
     port_ = free_port();
-    const std::string refused = dir_.write(
-        "remote.toml", "admin = \"0.0.0.0:9900\"\n" + config_text());
+    const std::string refused =
+        dir_.write("remote.toml", "admin = \"0.0.0.0:9900\"\n" + config_text());
     const auto r = run_command({SLUICE_BIN, "--check", "--config", refused});
     EXPECT_EQ(r.exit_code, 1);
-    EXPECT_THAT(r.output, HasSubstr(refused + ":1: \"admin\" = \"0.0.0.0:9900\" is not a loopback"));
+    EXPECT_THAT(r.output,
+                HasSubstr(refused + ":1: \"admin\" = \"0.0.0.0:9900\" is not a loopback"));
     const std::string allowed = dir_.write(
         "allowed.toml", "admin = \"0.0.0.0:9900\"\nadmin_allow_remote = true\n" + config_text());
     EXPECT_EQ(run_command({SLUICE_BIN, "--check", "--config", allowed}).exit_code, 0);
@@ -170,10 +171,16 @@ TEST_F(AdminTest, HtmlPageShowsEveryTargetInABrowser) {
     get();
     const std::string profile = dir_.path() + "/chromium-profile";
     const std::string url = "http://127.0.0.1:" + std::to_string(admin_port_) + "/";
-    std::vector<std::string> browser = {
-        "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--user-data-dir=" + profile};
+    std::vector<std::string> browser = {"/usr/bin/chromium",
+                                        "--headless",
+                                        "--no-sandbox",
+                                        "--disable-gpu",
+                                        "--disable-quic",
+                                        "--no-first-run",
+                                        "--disable-background-networking",
+                                        "--disable-component-update",
+                                        "--disable-sync",
+                                        "--user-data-dir=" + profile};
     auto dump = browser;
     dump.push_back("--dump-dom");
     dump.push_back(url);

@@ -115,16 +115,15 @@ void check_one(const std::string& path, const BadConfig& bad) {
         << (result.exit_code == -1 ? "(killed by a signal, or hung)\n" : "")
         << result.output.substr(0, 2000);
     const std::string where = path + ":" + std::to_string(bad.line) + ":";
-    EXPECT_NE(result.output.find(where), std::string::npos)
-        << "expected " << where << " in:\n" << result.output.substr(0, 2000);
+    EXPECT_NE(result.output.find(where), std::string::npos) << "expected " << where << " in:\n"
+                                                            << result.output.substr(0, 2000);
     EXPECT_NE(result.output.find(bad.expect), std::string::npos)
-        << "expected \"" << bad.expect << "\" in:\n" << result.output.substr(0, 2000);
+        << "expected \"" << bad.expect << "\" in:\n"
+        << result.output.substr(0, 2000);
     EXPECT_NE(result.output.rfind("OK\n", 0), 0u) << "accepted";
 }
 
-TEST(BadConfig, CatalogueHasTwentyFiveFilesOrMore) {
-    EXPECT_GE(catalogue().size(), 25u);
-}
+TEST(BadConfig, CatalogueHasTwentyFiveFilesOrMore) { EXPECT_GE(catalogue().size(), 25u); }
 
 TEST(BadConfig, CheckRejectsEachWithFileAndLine) {
     const auto files = catalogue();
@@ -172,8 +171,8 @@ protected:
         const int before = log_count("reload failed");
         dir_.write("sluice.toml", content);
         sluice_->signal(SIGHUP);
-        wait_until([&] { return log_count("reload failed") > before || !pid_alive(sluice_->pid()); },
-                   20s);
+        wait_until(
+            [&] { return log_count("reload failed") > before || !pid_alive(sluice_->pid()); }, 20s);
         if (log_count("reload failed") > before) return Outcome::refused;
         if (pid_alive(sluice_->pid())) {
             sluice_->signal(SIGKILL);
@@ -223,7 +222,9 @@ TEST_F(BadConfigReload, EachBadFileLeavesTheRunningConfigServing) {
         if (outcome != Outcome::refused) {
             const std::string log = sluice_->log();
             ADD_FAILURE() << "the master "
-                          << (outcome == Outcome::died ? "died" : "neither refused the file nor died within 20 s")
+                          << (outcome == Outcome::died
+                                  ? "died"
+                                  : "neither refused the file nor died within 20 s")
                           << " on SIGHUP with " << bad.name << " (wait status "
                           << sluice_->wait_exit(5s) << "); log tail:\n"
                           << log.substr(log.size() > 2000 ? log.size() - 2000 : 0);
@@ -234,10 +235,11 @@ TEST_F(BadConfigReload, EachBadFileLeavesTheRunningConfigServing) {
         const std::string log = sluice_->log();
         const std::string failure = log.substr(log.rfind("reload failed"));
         const std::string where = config_path_ + ":" + std::to_string(bad.line) + ":";
-        EXPECT_NE(failure.find(where), std::string::npos)
-            << "expected " << where << " in:\n" << failure.substr(0, 2000);
+        EXPECT_NE(failure.find(where), std::string::npos) << "expected " << where << " in:\n"
+                                                          << failure.substr(0, 2000);
         EXPECT_NE(failure.find(bad.expect), std::string::npos)
-            << "expected \"" << bad.expect << "\" in:\n" << failure.substr(0, 2000);
+            << "expected \"" << bad.expect << "\" in:\n"
+            << failure.substr(0, 2000);
         const HttpReply reply = get();
         EXPECT_EQ(reply.status, 200) << reply.raw;
         EXPECT_EQ(log_count("reload done"), 0) << "a new generation started";

@@ -9,8 +9,8 @@
 // the config's `user`/`group` are KEPT (not dropped, not swapped for nobody), so the test
 // also checks the privilege drop the image relies on, without adding a user to the machine.
 
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
 
@@ -44,8 +44,8 @@ std::string adapt_compose_config(const std::string& text, uint16_t listen, uint1
         if (line.starts_with("[")) section = line;
         if (section.empty() && (line.starts_with("listen ") || line.starts_with("admin "))) {
             const bool is_listen = line.starts_with("listen");
-            out += std::string(is_listen ? "listen" : "admin") + " = \"127.0.0.1:" +
-                   std::to_string(is_listen ? listen : admin) + "\"\n";
+            out += std::string(is_listen ? "listen" : "admin") +
+                   " = \"127.0.0.1:" + std::to_string(is_listen ? listen : admin) + "\"\n";
             continue;
         }
         if (section == "[health_check]" &&
@@ -84,7 +84,8 @@ protected:
         const std::string text = adapt_compose_config(original, port_, admin_port_, api_port);
         for (const char* name : {"http-api-1", "http-api-2"})
             ASSERT_NE(text.find(std::string(name) + ":" + std::to_string(api_port)),
-                      std::string::npos) << text;
+                      std::string::npos)
+                << text;
         config_path_ = dir_.write("sluice.toml", text);
         start_in_namespace();
     }
@@ -101,8 +102,9 @@ protected:
         if (!pw) passwd_text += "sluice:x:" + id + ":" + id + "::/nonexistent:/usr/sbin/nologin\n";
         if (!gr) group_text += "sluice:x:" + id + ":\n";
         std::vector<std::string> binds;
-        binds.push_back(dir_.write("hosts", "127.0.0.1 localhost\n127.0.0.2 http-api-1\n"
-                                            "127.0.0.3 http-api-2\n"));
+        binds.push_back(dir_.write("hosts",
+                                   "127.0.0.1 localhost\n127.0.0.2 http-api-1\n"
+                                   "127.0.0.3 http-api-2\n"));
         binds.push_back(dir_.write("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n"));
         binds.push_back(dir_.write("passwd", passwd_text));
         binds.push_back(dir_.write("group", group_text));
@@ -146,7 +148,8 @@ TEST_F(ComposeTest, UpAlternatesAndRunsAsTheSluiceUser) {
     // Two workers and the checker run as sluice:sluice (real, effective, saved, fs ids);
     // the master keeps root, to bind port 80 again if a reload changes `listen`.
     std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
     const std::string u = std::to_string(uid_), g = std::to_string(gid_);
     for (pid_t pid : children) {
         EXPECT_EQ(proc_ids(pid, "Uid"), u + " " + u + " " + u + " " + u) << pid;
@@ -194,9 +197,9 @@ TEST_F(ComposeTest, StopOneStartItStopBoth) {
 }
 
 TEST_F(ComposeTest, PostThenGetOnlyTheInstanceThatTookItListsTheSpell) {
-    const HttpReply posted = http_request(
-        port_, "POST", "/api/spells",
-        R"({"id": 3, "name": "Alohomora", "description": "Unlocking Charm"})");
+    const HttpReply posted =
+        http_request(port_, "POST", "/api/spells",
+                     R"({"id": 3, "name": "Alohomora", "description": "Unlocking Charm"})");
     ASSERT_EQ(posted.status, 201) << posted.raw;
     ASSERT_FALSE(posted.instance.empty());
     for (int i = 0; i < 2; ++i) {  // one GET to each instance

@@ -146,7 +146,8 @@ CommandResult run_command(std::vector<std::string> argv, std::chrono::millisecon
     const pid_t pid = spawn(argv, fd);
     ::close(fd);
     int status = 0;
-    const bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    const bool exited =
+        wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
     if (!exited) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
@@ -177,8 +178,9 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
     }
     std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     if (!body.empty())
-        request += "Content-Type: application/json\r\nContent-Length: " +
-                   std::to_string(body.size()) + "\r\n";
+        request +=
+            "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n";
     request += "Connection: close\r\n\r\n" + body;
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {

@@ -7,10 +7,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
-#include <thread>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::test {
@@ -77,8 +77,8 @@ struct HttpReply {
     std::string raw;
 };
 
-// One HTTP/1.1 request on a new connection to host:port (an IPv4 literal) with Connection: close; reads
-// until the server closes. Bounded by `timeout`.
+// One HTTP/1.1 request on a new connection to host:port (an IPv4 literal) with Connection: close;
+// reads until the server closes. Bounded by `timeout`.
 HttpReply http_request(uint16_t port, const std::string& method, const std::string& path,
                        const std::string& body = "", std::chrono::milliseconds timeout = 3s,
                        const char* host = "127.0.0.1");

@@ -73,41 +73,40 @@ TEST_P(MisbehavingTarget, IsDetectedWithItsReason) {
     const FaultCase& c = GetParam();
     if (*c.reason == '\0') {
         // Stays UP: wait for several checks to have happened, then look for no DOWN.
-        ASSERT_TRUE(wait_until([&] { return server_->requests() >= checks_before + 2 * kFall + 2; },
-                               10s));
+        ASSERT_TRUE(
+            wait_until([&] { return server_->requests() >= checks_before + 2 * kFall + 2; }, 10s));
         EXPECT_EQ(log_count("DOWN"), 0) << sluice_->log();
         return;
     }
     const std::string expected = "DOWN: " + std::string(c.reason);
     const auto bound = kHealthInterval * 11 / 10 * kFall + kFaultTimeout;
-    ASSERT_TRUE(wait_until([&] { return log_count(expected) == 1; }, bound + 2s))
-        << sluice_->log();
+    ASSERT_TRUE(wait_until([&] { return log_count(expected) == 1; }, bound + 2s)) << sluice_->log();
     const auto detected =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - turned_bad);
-    std::printf("[ measure  ] %-16s detected in %4lld ms (bound: interval x fall + timeout = "
-                "%lld ms)\n",
-                c.name, static_cast<long long>(detected.count()),
-                static_cast<long long>(bound.count()));
+    std::printf(
+        "[ measure  ] %-16s detected in %4lld ms (bound: interval x fall + timeout = "
+        "%lld ms)\n",
+        c.name, static_cast<long long>(detected.count()), static_cast<long long>(bound.count()));
     // The figure is printed above; the assertion allows for slow sanitizer builds.
     EXPECT_LE(detected, bound + 1s);
     // Traffic moves to the healthy target.
     ASSERT_TRUE(wait_until([&] { return spread(4)["scripted"] == 0; }, 2s));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Faults, MisbehavingTarget,
-    ::testing::Values(FaultCase{Fault::hang, "timeout", "timeout"},
-                      FaultCase{Fault::status_500, "status 500", "status 500"},
-                      FaultCase{Fault::garbage, "malformed reply", "garbage"},
-                      FaultCase{Fault::close_mid_reply, "malformed reply", "close mid-reply"},
-                      FaultCase{Fault::slow_but_in_time, "", "slow in time"}),
-    [](const auto& info) {
-        std::string name = info.param.name;
-        for (char& ch : name) {
-            if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-        }
-        return name;
-    });
+INSTANTIATE_TEST_SUITE_P(Faults, MisbehavingTarget,
+                         ::testing::Values(FaultCase{Fault::hang, "timeout", "timeout"},
+                                           FaultCase{Fault::status_500, "status 500", "status 500"},
+                                           FaultCase{Fault::garbage, "malformed reply", "garbage"},
+                                           FaultCase{Fault::close_mid_reply, "malformed reply",
+                                                     "close mid-reply"},
+                                           FaultCase{Fault::slow_but_in_time, "", "slow in time"}),
+                         [](const auto& info) {
+                             std::string name = info.param.name;
+                             for (char& ch : name) {
+                                 if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                             }
+                             return name;
+                         });
 
 TEST_F(SluiceTest, RefusingTargetIsDetectedWithItsReason) {
     start_backends(2);
@@ -210,8 +209,9 @@ TEST_F(SluiceTest, NameWithSeveralAddressesBecomesSeveralTargetsAndFollowsChange
 
 TEST_F(SluiceTest, UnresolvableNameIsNotFatal) {
     start_backends(1);
-    extra_targets_ = "\n[[targets]]\naddress = \"not-yet-there:8001\"\n"
-                     "health_check_endpoint = \"/healthz\"\n";
+    extra_targets_ =
+        "\n[[targets]]\naddress = \"not-yet-there:8001\"\n"
+        "health_check_endpoint = \"/healthz\"\n";
     start_sluice_with_hosts(1, "127.0.0.1 localhost\n");
     EXPECT_EQ(spread(10)["api-1"], 10);
     EXPECT_THAT(sluice_->log(), HasSubstr("not-yet-there:8001 does not resolve yet"));

@@ -23,8 +23,8 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -143,7 +143,8 @@ std::string read_reply(int fd, std::chrono::milliseconds timeout) {
             if (data.size() >= head_end + 4 + length) return data;
         }
         pollfd p{fd, POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0))) <= 0) break;
         const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
         if (n <= 0) break;
@@ -272,10 +273,10 @@ protected:
         start_backends(count);
         for (Backend& backend : backends_) {
             backend.in_config = false;
-            extra_targets_ += "\n[[targets]]\naddress = \"127.0.0.1:" +
-                              std::to_string(backend.port) +
-                              "\"\nhealth_check_endpoint = \"/healthz\"\n"
-                              "health_check = { timeout = \"2s\", fall = 3 }\n";
+            extra_targets_ +=
+                "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(backend.port) +
+                "\"\nhealth_check_endpoint = \"/healthz\"\n"
+                "health_check = { timeout = \"2s\", fall = 3 }\n";
         }
     }
 
@@ -284,8 +285,8 @@ protected:
     // socket the checker holds for a moment is not taken for the baseline, and the most
     // threads (the checker's are all there; a worker's only need to stay under the ceiling).
     Usage baseline(size_t workers) {
-        EXPECT_TRUE(wait_until(
-            [&] { return children_of(sluice_->pid()).size() == workers + 1; }, 5s))
+        EXPECT_TRUE(
+            wait_until([&] { return children_of(sluice_->pid()).size() == workers + 1; }, 5s))
             << "expected " << workers << " workers and a checker";
         // The checker runs one thread per target besides its main thread.
         const std::string config = read_file(config_path_);
@@ -347,10 +348,9 @@ protected:
         EXPECT_LE(load.failed(), load_cut_by_idle_timeout())
             << "failures beyond those a slow target explains under idle_timeout: "
             << load.last_failure() << "\n"
-                                    << lines_with(sluice_->log(), "DOWN")
-                                    << lines_with(sluice_->log(), "end=refused_all")
-                                    << lines_with(sluice_->log(), "end=timeout")
-                                    << lines_with(sluice_->log(), "end=no_target");
+            << lines_with(sluice_->log(), "DOWN") << lines_with(sluice_->log(), "end=refused_all")
+            << lines_with(sluice_->log(), "end=timeout")
+            << lines_with(sluice_->log(), "end=no_target");
     }
 
     void expect_back_to_baseline(const Usage& base) {
@@ -465,7 +465,10 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
         EXPECT_GE(end.elapsed, 950ms) << "cut before idle_timeout";
         EXPECT_LE(end.elapsed, 6000ms) << "cut long after idle_timeout (1 s)";
         std::cout << "[ measure  ] silent client cut after " << end.elapsed.count() << " ms ("
-                  << (end.reset ? "reset" : end.eof ? "EOF" : "?") << ")\n";
+                  << (end.reset ? "reset"
+                      : end.eof ? "EOF"
+                                : "?")
+                  << ")\n";
         if (!end.timed_out) ++cut;
     }
     trickler.join();
@@ -498,10 +501,10 @@ struct FaultyTarget {
             }
             ++started;
             ++it->second;
-            const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " +
-                                     std::to_string(path == "/stream" ? (1ull << 40)
-                                                                      : kDeclaredLength) +
-                                     "\r\nX-Instance: faulty\r\n\r\n";
+            const std::string head =
+                "HTTP/1.1 200 OK\r\nContent-Length: " +
+                std::to_string(path == "/stream" ? (1ull << 40) : kDeclaredLength) +
+                "\r\nX-Instance: faulty\r\n\r\n";
             ScriptedServer::send_all(fd, head);
             if (path == "/stream") {
                 stream(fd);
@@ -656,8 +659,8 @@ protected:
     // has free.
     long start_limited(long limit) {
         limit_ = limit;
-        wrapper_ = {"/usr/bin/prlimit", "--nofile=" + std::to_string(limit) + ":" +
-                                            std::to_string(limit)};
+        wrapper_ = {"/usr/bin/prlimit",
+                    "--nofile=" + std::to_string(limit) + ":" + std::to_string(limit)};
         start_sluice(1);
         worker_ = worker_pid();
         if (worker_ < 0) return -1;
@@ -724,8 +727,7 @@ TEST_F(FdExhaustionTest, AcceptFailsWithEmfileBacksOffAndRecovers) {
     }
     ASSERT_EQ(free_fds % 2, 0);
     std::cout << "[ measure  ] open-file limit " << limit_ << ": " << free_fds
-              << " descriptors free in the worker, room for " << free_fds / 2
-              << " connections\n";
+              << " descriptors free in the worker, room for " << free_fds / 2 << " connections\n";
     const Usage base = baseline(1);
     base_fds_ = count_fds(worker_);
 
@@ -749,8 +751,8 @@ TEST_F(FdExhaustionTest, AcceptFailsWithEmfileBacksOffAndRecovers) {
     const double cpu = cpu_seconds(worker_) - cpu_before;
     const int lines = log_count("accept failed") - lines_before;
     std::cout << "[ measure  ] exhausted for " << wall << " s: " << lines
-              << " 'accept failed' lines, worker CPU " << cpu << " s ("
-              << 100 * cpu / wall << " %)\n";
+              << " 'accept failed' lines, worker CPU " << cpu << " s (" << 100 * cpu / wall
+              << " %)\n";
     EXPECT_LE(lines, static_cast<int>(wall) + 1) << "logged more than once a second";
     EXPECT_GE(lines, 1) << "still exhausted, yet not logged again";
     EXPECT_LT(cpu, 0.3 * wall) << "the worker spins while out of descriptors";
@@ -847,8 +849,9 @@ TEST_F(HostileTest, TargetFaultsEndTheClientConnection) {
         EXPECT_LE(stalled.elapsed, 6000ms);  // wide, for a loaded machine; else 15 s
         if (round == 0)
             std::cout << "[ measure  ] die: " << died.data.size() << " bytes then "
-                      << (died.eof ? "EOF" : "reset") << "; reset: "
-                      << (reset.reset ? "reset" : "EOF") << " after " << reset.elapsed.count()
+                      << (died.eof ? "EOF" : "reset")
+                      << "; reset: " << (reset.reset ? "reset" : "EOF") << " after "
+                      << reset.elapsed.count()
                       << " ms; stall: " << (stalled.reset ? "reset" : "EOF") << " after "
                       << stalled.elapsed.count() << " ms\n";
     }

@@ -36,7 +36,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int kConnections = 64;
-constexpr size_t kMaxPayload = 10u << 20;   // 10 MiB
+constexpr size_t kMaxPayload = 10u << 20;    // 10 MiB
 constexpr size_t kTotalBudget = 128u << 20;  // all payloads together, one way
 constexpr size_t kMaxChunk = 256u << 10;
 
@@ -239,14 +239,16 @@ TEST(Integrity, EveryByteComesBackInOrderThroughSluice) {
     const std::string config =
         "listen = \"127.0.0.1:" + std::to_string(port) +
         "\"\n\n[health_check]\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\n"
-        "[[targets]]\naddress = \"127.0.0.1:" + std::to_string(echo_a.port()) +
+        "[[targets]]\naddress = \"127.0.0.1:" +
+        std::to_string(echo_a.port()) +
         "\"\n\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(echo_b.port()) + "\"\n";
     Process sluice({SLUICE_BIN, "--config", dir.write("sluice.toml", config), "--workers", "2"},
                    dir.path() + "/sluice.log");
     ASSERT_TRUE(wait_until([&] { return echo_once(port); }, 10s)) << sluice.log();
 
     uint64_t seed = std::random_device{}();
-    if (const char* fixed = std::getenv("SLUICE_INTEGRITY_SEED")) seed = std::strtoull(fixed, nullptr, 10);
+    if (const char* fixed = std::getenv("SLUICE_INTEGRITY_SEED"))
+        seed = std::strtoull(fixed, nullptr, 10);
     std::cout << "[ seed     ] SLUICE_INTEGRITY_SEED=" << seed << "\n";
     std::mt19937_64 rng(seed);
 
@@ -291,9 +293,9 @@ TEST(Integrity, EveryByteComesBackInOrderThroughSluice) {
                                 << "): " << outcome.error << "; sent " << outcome.sent
                                 << ", received " << outcome.received;
     }
-    std::cout << "[ measure  ] integrity: " << ok << "/" << kConnections
-              << " connections intact (" << half_closed << " half-closed early), " << total
-              << " bytes each way (payloads " << smallest << " to " << largest << " bytes), "
+    std::cout << "[ measure  ] integrity: " << ok << "/" << kConnections << " connections intact ("
+              << half_closed << " half-closed early), " << total << " bytes each way (payloads "
+              << smallest << " to " << largest << " bytes), "
               << "targets " << echo_a.connections_with_data() << "+"
               << echo_b.connections_with_data() << " connections, in " << seconds << " s\n";
     EXPECT_EQ(ok, kConnections);

@@ -34,9 +34,9 @@ std::vector<pid_t> new_pids(const std::vector<pid_t>& before, const std::vector<
 ScriptedServer::Handler streaming(int chunks, std::chrono::milliseconds gap) {
     return [chunks, gap](int fd, const std::string&) {
         const std::string chunk(1024, 'x');
-        ScriptedServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: " +
-                                         std::to_string(chunks * chunk.size()) +
-                                         "\r\nX-Instance: stream\r\n\r\n");
+        ScriptedServer::send_all(
+            fd, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(chunks * chunk.size()) +
+                    "\r\nX-Instance: stream\r\n\r\n");
         for (int i = 0; i < chunks; ++i) {
             std::this_thread::sleep_for(gap);  // the target's pace, not a test wait
             ScriptedServer::send_all(fd, chunk);
@@ -53,8 +53,9 @@ TEST_F(SluiceTest, ReloadsUnderLoadLoseNoConnection) {
     int valid = 0, invalid = 0;
     for (int i = 0; i < 24; ++i) {
         if (i % 4 == 3) {
-            reload("listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n[[targets]]\naddress = 1\n",
-                   true);
+            reload(
+                "listen = \"127.0.0.1:" + std::to_string(port_) + "\"\n[[targets]]\naddress = 1\n",
+                true);
             ++invalid;
             continue;
         }
@@ -114,8 +115,8 @@ TEST_F(SluiceTest, HealthStateSurvivesAReload) {
 TEST_F(SluiceTest, LongConnectionSpansAReload) {
     ScriptedServer stream(streaming(20, 50ms));
     start_backends(1);
-    extra_targets_ = "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(stream.port()) +
-                     "\"\n";
+    extra_targets_ =
+        "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(stream.port()) + "\"\n";
     extra_top_ = "drain_timeout = \"10s\"\n";
     start_sluice(1);
     // Find the rotation slot of the stream target, then start the long download.
@@ -155,9 +156,10 @@ TEST_F(SluiceTest, KilledWorkerUnderLoadIsReplacedWithinASecond) {
     const long ok_at_respawn = load.ok();
     ASSERT_TRUE(wait_until([&] { return load.ok() > ok_at_respawn + 200; }, 10s));
     load.stop();
-    std::printf("[ measure  ] worker respawned %lld ms after kill -9; %ld connections, %ld "
-                "failed\n",
-                static_cast<long long>(respawn_ms), load.ok() + load.failed(), load.failed());
+    std::printf(
+        "[ measure  ] worker respawned %lld ms after kill -9; %ld connections, %ld "
+        "failed\n",
+        static_cast<long long>(respawn_ms), load.ok() + load.failed(), load.failed());
     EXPECT_LT(respawn_ms, 1000);
     // Only what the killed worker was serving may fail: at most one per client.
     EXPECT_LE(load.failed(), 2) << load.last_failure();
@@ -178,16 +180,17 @@ TEST_F(SluiceTest, KilledCheckerIsReplacedAndHealthStaysRight) {
         },
         5s));
     stop_backend(backends_[0]);
-    const std::string line = "health[" + std::to_string(fresh.front()) + "] warn: target 127.0.0.1:" +
-                             std::to_string(backends_[0].port) + " DOWN";
+    const std::string line = "health[" + std::to_string(fresh.front()) +
+                             "] warn: target 127.0.0.1:" + std::to_string(backends_[0].port) +
+                             " DOWN";
     EXPECT_TRUE(wait_until([&] { return log_count(line) == 1; }, 5s)) << sluice_->log();
     EXPECT_EQ(spread(10)["api-2"], 10);
 }
 
 TEST_F(SluiceTest, SigtermLetsAConnectionInFlightFinish) {
     ScriptedServer stream(streaming(10, 100ms));
-    extra_targets_ = "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(stream.port()) +
-                     "\"\n";
+    extra_targets_ =
+        "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(stream.port()) + "\"\n";
     start_sluice(1);
     const int before = stream.requests();
     auto download =

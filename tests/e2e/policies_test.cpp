@@ -51,7 +51,8 @@ protected:
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
         const std::string request = "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n";
-        EXPECT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+        EXPECT_EQ(::send(fd, request.data(), request.size(), 0),
+                  static_cast<ssize_t>(request.size()));
         held_.push_back(fd);
         return fd;
     }
@@ -92,8 +93,8 @@ TEST_F(PolicyTest, WeightsThreeToOneGiveExactly75To25) {
 
 TEST_F(PolicyTest, LeastConnectionsAvoidsTheTargetHoldingLongConnections) {
     const uint16_t admin = free_port();
-    extra_top_ = "algorithm = \"least_connections\"\nadmin = \"127.0.0.1:" +
-                 std::to_string(admin) + "\"\n";
+    extra_top_ =
+        "algorithm = \"least_connections\"\nadmin = \"127.0.0.1:" + std::to_string(admin) + "\"\n";
     extra_targets_ = target_block(a_->port()) + target_block(b_->port());
     start_sluice(2);
     const std::string b = "127.0.0.1:" + std::to_string(b_->port());
@@ -215,7 +216,9 @@ struct ProxyCase {
     bool v6;
 };
 
-void PrintTo(const ProxyCase& c, std::ostream* os) { *os << c.version << (c.v6 ? " IPv6" : " IPv4"); }
+void PrintTo(const ProxyCase& c, std::ostream* os) {
+    *os << c.version << (c.v6 ? " IPv6" : " IPv4");
+}
 
 class ProxyProtocolTest : public SluiceTest, public ::testing::WithParamInterface<ProxyCase> {};
 
@@ -245,7 +248,8 @@ TEST_P(ProxyProtocolTest, TargetReceivesTheHeaderByteExact) {
         expected = std::string("PROXY ") + (c.v6 ? "TCP6 ::1 ::1 " : "TCP4 127.0.0.1 127.0.0.1 ") +
                    std::to_string(client_port) + " " + std::to_string(port_) + "\r\n";
     } else {
-        const std::string ip = c.v6 ? std::string(15, '\0') + '\x01' : std::string("\x7f\0\0\x01", 4);
+        const std::string ip =
+            c.v6 ? std::string(15, '\0') + '\x01' : std::string("\x7f\0\0\x01", 4);
         expected = v2_header(c.v6, ip, client_port, port_);
     }
     EXPECT_EQ(capture.last_prefix(), expected);
@@ -255,7 +259,8 @@ INSTANTIATE_TEST_SUITE_P(Versions, ProxyProtocolTest,
                          ::testing::Values(ProxyCase{"v1", false}, ProxyCase{"v1", true},
                                            ProxyCase{"v2", false}, ProxyCase{"v2", true}),
                          [](const auto& info) {
-                             return std::string(info.param.version) + (info.param.v6 ? "_ipv6" : "_ipv4");
+                             return std::string(info.param.version) +
+                                    (info.param.v6 ? "_ipv6" : "_ipv4");
                          });
 
 }  // namespace

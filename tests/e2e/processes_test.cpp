@@ -1,8 +1,8 @@
 // The process tree: every role runs, a crashed child comes back, nothing outlives the master.
 
 #include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
@@ -33,8 +33,8 @@ TEST_F(SluiceTest, SigtermStopsEveryProcess) {
     start_backends(1);
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until(
-        [&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
     sluice_->signal(SIGTERM);
     const int status = sluice_->wait_exit(10s);
     ASSERT_NE(status, -1) << "master did not exit";
@@ -46,8 +46,8 @@ TEST_F(SluiceTest, ChildrenExitWhenTheMasterIsKilled) {
     start_backends(1);
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until(
-        [&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
     sluice_->signal(SIGKILL);
     ASSERT_NE(sluice_->wait_exit(5s), -1);
     EXPECT_TRUE(wait_until([&] { return all_gone(children); }, 5s));
@@ -57,8 +57,7 @@ TEST_F(SluiceTest, KilledWorkerIsRespawnedAndServiceContinues) {
     start_backends(2);
     start_sluice(2);
     std::vector<pid_t> before;
-    ASSERT_TRUE(wait_until(
-        [&] { return (before = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return (before = children_of(sluice_->pid())).size() == 3; }, 5s));
     // Kill every child (the checker included): the master restarts each one.
     for (pid_t pid : before) ::kill(pid, SIGKILL);
     ASSERT_TRUE(wait_until(
@@ -102,7 +101,8 @@ TEST_F(SluiceTest, WorkersAndCheckerRunAsTheConfiguredUser) {
     extra_top_ = "user = \"nobody\"\ngroup = \"nogroup\"\n";
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
     const uid_t nobody = getpwnam("nobody")->pw_uid;
     const gid_t nogroup = getgrnam("nogroup")->gr_gid;
     const std::string uids = std::to_string(nobody) + "\t" + std::to_string(nobody) + "\t" +

@@ -89,8 +89,8 @@ void ScriptedServer::send_all(int fd, const std::string& data) {
 
 std::string ScriptedServer::reply(int status, const std::string& body,
                                   const std::string& instance) {
-    return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nX-Instance: " + instance +
+    return "HTTP/1.1 " + std::to_string(status) +
+           " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\nX-Instance: " + instance +
            "\r\nConnection: close\r\n\r\n" + body;
 }
 

@@ -55,10 +55,11 @@ TEST_F(SluiceTest, FailsOverWithoutFailedRequestsAndRecovers) {
     const auto both = spread(10);
     EXPECT_EQ(both.count("api-1") ? both.at("api-1") : 0, 5);
     EXPECT_EQ(both.count("api-2") ? both.at("api-2") : 0, 5);
-    std::printf("[ measure  ] marked DOWN %lld ms after the kill (interval %lld ms, timeout %lld "
-                "ms); back in rotation %lld ms after restart\n",
-                failover_ms, static_cast<long long>(kHealthInterval.count()),
-                static_cast<long long>(kHealthTimeout.count()), recover_ms);
+    std::printf(
+        "[ measure  ] marked DOWN %lld ms after the kill (interval %lld ms, timeout %lld "
+        "ms); back in rotation %lld ms after restart\n",
+        failover_ms, static_cast<long long>(kHealthInterval.count()),
+        static_cast<long long>(kHealthTimeout.count()), recover_ms);
 }
 
 TEST_F(SluiceTest, AllTargetsDownGivesTheSeeds503) {
@@ -82,8 +83,7 @@ TEST_F(SluiceTest, AllTargetsDownGivesTheSeeds503) {
 TEST_F(SluiceTest, PostLandsOnOneInstanceOnly) {
     start_backends(2);
     start_sluice(2);
-    const std::string spell =
-        R"({"id": 3, "name": "Alohomora", "description": "Unlocking Charm"})";
+    const std::string spell = R"({"id": 3, "name": "Alohomora", "description": "Unlocking Charm"})";
     const HttpReply posted = http_request(port_, "POST", "/api/spells", spell);
     ASSERT_EQ(posted.status, 201) << posted.raw;
     ASSERT_FALSE(posted.instance.empty());

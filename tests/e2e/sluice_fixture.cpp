@@ -65,16 +65,15 @@ void SluiceTest::stop_backend(Backend& backend) {
 }
 
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
-    std::string text = "listen = \"" + listen_host_ + ":" + std::to_string(port_) + "\"\n" + extra_top_ +
-                       "\n[health_check]\ninterval = \"" +
+    std::string text = "listen = \"" + listen_host_ + ":" + std::to_string(port_) + "\"\n" +
+                       extra_top_ + "\n[health_check]\ninterval = \"" +
                        std::to_string(interval_.count()) + "ms\"\ntimeout = \"" +
                        std::to_string(kHealthTimeout.count()) + "ms\"\n";
     for (size_t i = 0; i < backends_.size(); ++i) {
         if (!backends_[i].in_config) continue;
         if (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()) continue;
         text += "\n[[targets]]\naddress = \"" + backends_[i].host + ":" +
-                std::to_string(backends_[i].port) +
-                "\"\nhealth_check_endpoint = \"/healthz\"\n";
+                std::to_string(backends_[i].port) + "\"\nhealth_check_endpoint = \"/healthz\"\n";
     }
     return text + extra_targets_;
 }
@@ -90,8 +89,7 @@ void SluiceTest::reload(const std::string& text, bool expect_failure) {
 int SluiceTest::log_count(const std::string& needle) const {
     const std::string log = sluice_->log();
     int n = 0;
-    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1))
-        ++n;
+    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
     return n;
 }
 

@@ -15,7 +15,8 @@
 namespace sluice::test {
 
 inline constexpr auto kHealthInterval = 200ms;
-inline constexpr auto kHealthTimeout = 1000ms;  // generous: sanitizer builds on 2 busy cores are slow
+inline constexpr auto kHealthTimeout =
+    1000ms;  // generous: sanitizer builds on 2 busy cores are slow
 
 struct Backend {
     std::string host = "127.0.0.1";
@@ -67,9 +68,9 @@ protected:
     uint16_t port_ = 0;
     std::string config_path_;
     std::string listen_host_ = "127.0.0.1";  // "[::1]" for IPv6
-    std::string extra_top_;      // more top-level keys
+    std::string extra_top_;                  // more top-level keys
     std::chrono::milliseconds interval_ = kHealthInterval;
-    std::string extra_targets_;  // more [[targets]] tables
+    std::string extra_targets_;         // more [[targets]] tables
     std::vector<std::string> wrapper_;  // a command that runs sluice (e.g. in a namespace)
 };
 

@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <dirent.h>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
 #include <random>
 #include <thread>
 
@@ -46,7 +46,8 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     const std::string expected = get().body;  // every GET /api/spells answers this body
     ASSERT_FALSE(expected.empty());
     std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
     int base_fds = 0;
     for (pid_t p : children) base_fds += count_fds(p);
 
@@ -58,9 +59,12 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
             while (!stop) {
                 const HttpReply r = get();
                 if (r.status == 503) ++unavailable;
-                if (r.status != 200) ++failed;
-                else if (r.body != expected) ++corrupted;
-                else ++ok;
+                if (r.status != 200)
+                    ++failed;
+                else if (r.body != expected)
+                    ++corrupted;
+                else
+                    ++ok;
             }
         });
     }
@@ -107,10 +111,11 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     stop = true;
     for (auto& t : clients) t.join();
     reload(config_text());  // end on a known config: all three targets
-    std::printf("[ measure  ] soak %d s: %ld replies, %ld failed (%ld of them 503), %ld "
-                "corrupted; %d reloads, %d target restarts, %d worker kills\n",
-                soak_seconds(), ok.load() + failed.load() + corrupted.load(), failed.load(),
-                unavailable.load(), corrupted.load(), reloads, restarts, kills);
+    std::printf(
+        "[ measure  ] soak %d s: %ld replies, %ld failed (%ld of them 503), %ld "
+        "corrupted; %d reloads, %d target restarts, %d worker kills\n",
+        soak_seconds(), ok.load() + failed.load() + corrupted.load(), failed.load(),
+        unavailable.load(), corrupted.load(), reloads, restarts, kills);
     std::printf("[ measure  ] log: %d DOWN lines (%d seen by a worker), %d UP lines\n",
                 log_count(" DOWN: "), log_count("seen by a worker"), log_count(" UP ("));
     EXPECT_EQ(corrupted.load(), 0);
@@ -122,7 +127,8 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
         << "more failures than events";
     // Old generations gone, no leaked process; fds back to what they were (idle threads
     // hold none); threads within the pool's idle cap (16 per worker) above a fresh start.
-    EXPECT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 10s))
+    EXPECT_TRUE(
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 10s))
         << children.size() << " children";
     int fds = 0, threads = 0;
     EXPECT_TRUE(wait_until(

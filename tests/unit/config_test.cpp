@@ -221,7 +221,8 @@ TEST(ConfigErrors, NoTargets) {
 
 TEST(ConfigErrors, TooManyTargets) {
     std::string text = "\n\n";
-    for (int i = 0; i < 257; ++i) text += "[[targets]]\naddress = \"h" + std::to_string(i) + ":1\"\n";
+    for (int i = 0; i < 257; ++i)
+        text += "[[targets]]\naddress = \"h" + std::to_string(i) + ":1\"\n";
     EXPECT_THAT(headline(text), At(3, "too many targets (at most 256)"));
     text.resize(text.rfind("[[targets]]"));  // 256 is fine
     EXPECT_EQ(parse_config(text, "256.toml").targets.size(), 256u);
@@ -237,8 +238,9 @@ TEST(ConfigErrors, DuplicateTargetNamesBothLines) {
     // The port is compared as a number, IPv6 literals by their parsed host.
     EXPECT_THAT(headline(with_target("[[targets]]\naddress = \"a:01\"\n")),
                 At(4, "duplicate target \"a:01\" (first defined at line 2)"));
-    EXPECT_THAT(headline("targets = [\n  { address = \"[::1]:80\" },\n  { address = \"[::1]:80\" },\n]\n"),
-                At(3, "first defined at line 2"));
+    EXPECT_THAT(
+        headline("targets = [\n  { address = \"[::1]:80\" },\n  { address = \"[::1]:80\" },\n]\n"),
+        At(3, "first defined at line 2"));
 }
 
 TEST(ConfigErrors, BadDurations) {
@@ -285,8 +287,9 @@ TEST(ConfigErrors, HealthCheckMustBeATable) {
 }
 
 TEST(ConfigErrors, TargetWithoutAddressNamesItsHeader) {
-    EXPECT_THAT(headline("listen = \"0.0.0.0:80\"\n\n[[targets]]\nhealth_check_endpoint = \"/h\"\n"),
-                At(3, "[[targets]] #1 has no \"address\""));
+    EXPECT_THAT(
+        headline("listen = \"0.0.0.0:80\"\n\n[[targets]]\nhealth_check_endpoint = \"/h\"\n"),
+        At(3, "[[targets]] #1 has no \"address\""));
     EXPECT_THAT(headline(with_target("\n[[targets]]\nhealth_check_endpoint = \"/h\"\n")),
                 At(4, "[[targets]] #2 has no \"address\""));
     EXPECT_THAT(headline("targets = [\n  { address = \"a:1\" },\n  {},\n]\n"),
@@ -324,7 +327,8 @@ protected:
 
 TEST_F(ConfigFile, LoadsAFileAndRecordsItsPath) {
     const std::string path =
-        write("good.toml", "listen = \"127.0.0.1:8080\"\n[[targets]]\naddress = \"a:1\"");  // no final newline
+        write("good.toml",
+              "listen = \"127.0.0.1:8080\"\n[[targets]]\naddress = \"a:1\"");  // no final newline
     const Config c = load_config(path);
     EXPECT_EQ(c.source, path);
     EXPECT_EQ(c.listen.port, 8080);
@@ -333,7 +337,8 @@ TEST_F(ConfigFile, LoadsAFileAndRecordsItsPath) {
 }
 
 TEST_F(ConfigFile, ErrorsNameTheRealPathAndLine) {
-    const std::string path = write("bad.toml", "[[targets]]\naddress = \"a:1\"\n\nadress = \"b:1\"\n");
+    const std::string path =
+        write("bad.toml", "[[targets]]\naddress = \"a:1\"\n\nadress = \"b:1\"\n");
     EXPECT_THAT(load_error(path), StartsWith(path + ":4: unknown key \"adress\""));
     const std::string syntax = write("syntax.toml", "[[targets]]\r\naddress = \"a:1\r\n");
     EXPECT_THAT(load_error(syntax), StartsWith(syntax + ":2: TOML syntax error"));
@@ -365,8 +370,10 @@ TEST(ConfigIdentity, UserAndGroupAreLookedUpAtLoad) {
     EXPECT_EQ(c.user_name, "nobody");
     EXPECT_EQ(*c.group, 65534u);
     for (const auto& [text, message] : std::vector<std::pair<std::string, std::string>>{
-             {"user = \"no-such-user-here\"\n", "u.toml:1: user \"no-such-user-here\" does not exist"},
-             {"user = \"nobody\"\ngroup = \"no-such-group\"\n", "u.toml:2: group \"no-such-group\" does not exist"},
+             {"user = \"no-such-user-here\"\n",
+              "u.toml:1: user \"no-such-user-here\" does not exist"},
+             {"user = \"nobody\"\ngroup = \"no-such-group\"\n",
+              "u.toml:2: group \"no-such-group\" does not exist"},
              {"group = \"nogroup\"\n", "u.toml:1: \"group\" needs \"user\""},
              {"user = 0\n", "u.toml:1: \"user\" must be a string"}}) {
         try {

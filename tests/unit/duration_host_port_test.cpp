@@ -20,9 +20,9 @@ TEST(ParseDuration, AcceptsEveryUnit) {
         const char* text;
         int64_t millis;
     } cases[] = {
-        {"250ms", 250},       {"5s", 5000},       {"2m", 120000},
-        {"1h", 3600000},      {"0s", 0},          {"0ms", 0},
-        {"007s", 7000},       {"1ms", 1},         {"8760h", 8760LL * 3600 * 1000},
+        {"250ms", 250},  {"5s", 5000}, {"2m", 120000},
+        {"1h", 3600000}, {"0s", 0},    {"0ms", 0},
+        {"007s", 7000},  {"1ms", 1},   {"8760h", 8760LL * 3600 * 1000},
     };
     for (const auto& c : cases) {
         SCOPED_TRACE(c.text);
@@ -148,8 +148,8 @@ TEST(HostPortToString, BracketsIpv6Only) {
 }
 
 TEST(HostPortToString, RoundTripsThroughParse) {
-    for (const char* text : {"host:80", "1.2.3.4:1", "[::1]:443", "[2001:db8::7]:9000",
-                             "http-api-1:8001"}) {
+    for (const char* text :
+         {"host:80", "1.2.3.4:1", "[::1]:443", "[2001:db8::7]:9000", "http-api-1:8001"}) {
         SCOPED_TRACE(text);
         net::HostPort parsed;
         ASSERT_THAT(net::parse_host_port(text, parsed), IsEmpty());

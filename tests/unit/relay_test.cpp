@@ -110,8 +110,10 @@ TEST_F(Relay, TargetHalfCloseKeepsTheClientSending) {
 TEST_F(Relay, BulkBothWaysAtOnceArrivesIntact) {
     const std::string up = random_bytes(8 << 20, 1);
     const std::string down = random_bytes(6 << 20, 2);
-    auto client_reads = std::async(std::launch::async, [&] { return read_to_eof(client_.far.get()); });
-    auto target_reads = std::async(std::launch::async, [&] { return read_to_eof(target_.far.get()); });
+    auto client_reads =
+        std::async(std::launch::async, [&] { return read_to_eof(client_.far.get()); });
+    auto target_reads =
+        std::async(std::launch::async, [&] { return read_to_eof(target_.far.get()); });
     std::thread client_writes([&] {
         send_all(client_.far.get(), up);
         ::shutdown(client_.far.get(), SHUT_WR);

@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "worker/selection.hpp"
 #include "common/shared_segment.hpp"
+#include "worker/selection.hpp"
 
 namespace sluice {
 namespace {
@@ -113,7 +113,7 @@ TEST_F(Selection, LeastConnectionsTakesTheLeastLoadedPerWeight) {
     table().slot(2, 0).active = 7;
     EXPECT_EQ(picks(20), (std::map<int, int>{{1, 20}}));
     targets({1, 4, 1}, Algorithm::least_connections);  // 2 of 4 beats 5 and 7 of 1
-    table().slot(1, 0).active = 6;                    // 6/4 = 1.5 still beats 5/1
+    table().slot(1, 0).active = 6;                     // 6/4 = 1.5 still beats 5/1
     EXPECT_EQ(pick(), 1);
 }
 

@@ -65,8 +65,7 @@ TEST(SharedTable, ForkedProcessesCountExactly) {
         ASSERT_EQ(waitpid(pid, &status, 0), pid);
         ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    EXPECT_EQ(segment.table().round_robin.load(),
-              static_cast<uint64_t>(kProcesses) * kIncrements);
+    EXPECT_EQ(segment.table().round_robin.load(), static_cast<uint64_t>(kProcesses) * kIncrements);
 }
 
 }  // namespace

@@ -57,9 +57,9 @@ TEST(HealthTracker, ForcedDownNeedsRiseToComeBack) {
 }
 
 HealthCheckConfig expect(const std::string& value) {
-    return parse_config("[health_check]\nexpect_status = " + value +
-                            "\n[[targets]]\naddress = \"a:1\"\n",
-                        "t.toml")
+    return parse_config(
+               "[health_check]\nexpect_status = " + value + "\n[[targets]]\naddress = \"a:1\"\n",
+               "t.toml")
         .health_check;
 }
 
@@ -82,8 +82,8 @@ TEST(ExpectStatus, CodesClassesAndRanges) {
 }
 
 TEST(ExpectStatus, BadRulesAreConfigErrors) {
-    for (const char* bad : {"\"2XX\"", "\"600\"", "\"299-200\"", "\"20\"", "[]", "true",
-                            "\"abc\"", "\"200-\"", "99"}) {
+    for (const char* bad : {"\"2XX\"", "\"600\"", "\"299-200\"", "\"20\"", "[]", "true", "\"abc\"",
+                            "\"200-\"", "99"}) {
         EXPECT_THROW(expect(bad), ConfigError) << bad;
     }
 }
