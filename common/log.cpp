@@ -29,13 +29,6 @@ const char* level_name(Level level) {
 
 void set_role(const char* role) { g_role.store(role, std::memory_order_relaxed); }
 void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
-Level parse_level(const std::string& name) {
-    if (name == "error") return Level::error;
-    if (name == "warn") return Level::warn;
-    if (name == "notice") return Level::notice;
-    if (name == "debug") return Level::debug;
-    return Level::info;
-}
 
 bool enabled(Level level) {
     return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);

@@ -14,8 +14,6 @@ enum class Level { error = 0, warn = 1, notice = 2, info = 3, debug = 4 };
 // Sets the role printed on every line of this process (call after fork).
 void set_role(const char* role);
 void set_level(Level level);
-// "error", "warn", "notice", "info" or "debug" (as validated by the config loader); else info.
-Level parse_level(const std::string& name);
 bool enabled(Level level);
 
 // printf-style; a line longer than the buffer is truncated, never split.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log.hpp"
 #include "common/net.hpp"
 
 namespace sluice {
@@ -75,9 +76,9 @@ struct Config {
     std::string user_name;
     HealthCheckConfig health_check;
     std::vector<TargetConfig> targets;
-    std::optional<net::HostPort> admin;  // the admin HTTP listener; none when unset
-    bool admin_allow_remote = false;     // allow a non-loopback admin address
-    std::string log_level = "info";      // error, warn, info (one line per connection), debug
+    std::optional<net::HostPort> admin;       // the admin HTTP listener; none when unset
+    bool admin_allow_remote = false;          // allow a non-loopback admin address
+    log::Level log_level = log::Level::info;  // info adds one line per connection
 };
 
 // A config that cannot be used. what() is ready to print: "FILE:LINE: what is wrong", then

@@ -238,7 +238,6 @@ TargetConfig read_target(const std::string& file, const Value& v, size_t number,
         "send_proxy", ProxyProtocol::none, {{"v1", ProxyProtocol::v1}, {"v2", ProxyProtocol::v2}});
     if (const Value* health = reader.find("health_check"))
         read_health_check(file, *health, target.health_check, where + " health_check");
-    target.line = static_cast<int>(v.location().line());
     const std::string* address = reader.string("address");
     if (address == nullptr) fail(file, v, where + " has no \"address\" (HOST:PORT)");
     target.address = *address;
@@ -300,52 +299,8 @@ void read_admin(const TableReader& reader, Config& config) {
                  "counter, so set admin_allow_remote = true to expose it");
 }
 
-Config build(const Value& root, const std::string& file) {
-    Config config;
-    config.source = file;
-    const TableReader reader(
-        file, root, "the top level",
-        {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
-         "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
-         "group", "admin", "admin_allow_remote", "log_level", "health_check", "targets"});
-    if (const std::string* listen = reader.string("listen"))
-        config.listen = host_port(reader, "listen", *listen);
-    if (reader.find("workers")) {
-        int workers = 1;
-        reader.integer("workers", workers, 1, static_cast<int>(kMaxWorkers));
-        config.workers = static_cast<unsigned>(workers);
-    }
-    reader.duration("connect_timeout", config.connect_timeout, Millis(1));
-    reader.duration("drain_timeout", config.drain_timeout, Millis(0));
-    reader.duration("idle_timeout", config.idle_timeout, Millis(0));
-    reader.duration("queue_timeout", config.queue_timeout, Millis(0));
-    reader.duration("slow_start", config.slow_start, Millis(0));
-    config.algorithm =
-        reader.choice<Algorithm>("algorithm", Algorithm::round_robin,
-                                 {{"round_robin", Algorithm::round_robin},
-                                  {"least_connections", Algorithm::least_connections},
-                                  {"random_two", Algorithm::random_two}});
-    config.on_no_target = reader.choice<NoTargetReply>(
-        "on_no_target", NoTargetReply::http_503,
-        {{"http_503", NoTargetReply::http_503}, {"close", NoTargetReply::close}});
-    if (reader.find("max_connections")) {
-        int cap = 0;
-        reader.integer("max_connections", cap, 1, 10'000'000);
-        config.max_connections = static_cast<uint64_t>(cap);
-    }
-    reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
-    read_identity(reader, config);
-    read_admin(reader, config);
-    if (const std::string* level = reader.string("log_level")) {
-        if (*level != "error" && *level != "warn" && *level != "notice" && *level != "info" &&
-            *level != "debug")
-            fail(file, *reader.find("log_level"),
-                 "\"log_level\" must be one of error, warn, notice, info, debug");
-        config.log_level = *level;
-    }
-    if (const Value* health = reader.find("health_check"))
-        read_health_check(file, *health, config.health_check, "[health_check]");
-
+// The [[targets]] array: at least one, at most kMaxTargets, no address twice.
+void read_targets(const TableReader& reader, const std::string& file, Config& config) {
     const Value* targets = reader.find("targets");
     if (targets == nullptr)
         fail_at_line(file, 1, "no targets: add at least one [[targets]] table with an address");
@@ -365,6 +320,58 @@ Config build(const Value& root, const std::string& file) {
                      std::to_string(it->second) + ")");
         config.targets.push_back(std::move(target));
     }
+}
+
+// The listener, workers, time-outs and policies at the top level (targets excepted).
+void read_top_level(const TableReader& reader, Config& config) {
+    if (const std::string* listen = reader.string("listen"))
+        config.listen = host_port(reader, "listen", *listen);
+    if (reader.find("workers")) {
+        int workers = 1;
+        reader.integer("workers", workers, 1, static_cast<int>(kMaxWorkers));
+        config.workers = static_cast<unsigned>(workers);
+    }
+    reader.duration("connect_timeout", config.connect_timeout, Millis(1));
+    reader.duration("drain_timeout", config.drain_timeout, Millis(0));
+    reader.duration("idle_timeout", config.idle_timeout, Millis(0));
+    reader.duration("queue_timeout", config.queue_timeout, Millis(0));
+    reader.duration("slow_start", config.slow_start, Millis(0));
+    reader.duration("shutdown_timeout", config.shutdown_timeout, Millis(0));
+    config.algorithm =
+        reader.choice<Algorithm>("algorithm", Algorithm::round_robin,
+                                 {{"round_robin", Algorithm::round_robin},
+                                  {"least_connections", Algorithm::least_connections},
+                                  {"random_two", Algorithm::random_two}});
+    config.on_no_target = reader.choice<NoTargetReply>(
+        "on_no_target", NoTargetReply::http_503,
+        {{"http_503", NoTargetReply::http_503}, {"close", NoTargetReply::close}});
+    if (reader.find("max_connections")) {
+        int cap = 0;
+        reader.integer("max_connections", cap, 1, 10'000'000);
+        config.max_connections = static_cast<uint64_t>(cap);
+    }
+    config.log_level = reader.choice<log::Level>("log_level", log::Level::info,
+                                                 {{"error", log::Level::error},
+                                                  {"warn", log::Level::warn},
+                                                  {"notice", log::Level::notice},
+                                                  {"info", log::Level::info},
+                                                  {"debug", log::Level::debug}});
+}
+
+Config build(const Value& root, const std::string& file) {
+    Config config;
+    config.source = file;
+    const TableReader reader(
+        file, root, "the top level",
+        {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
+         "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
+         "group", "admin", "admin_allow_remote", "log_level", "health_check", "targets"});
+    read_top_level(reader, config);
+    read_identity(reader, config);
+    read_admin(reader, config);
+    if (const Value* health = reader.find("health_check"))
+        read_health_check(file, *health, config.health_check, "[health_check]");
+    read_targets(reader, file, config);
     return config;
 }
 

@@ -1,6 +1,9 @@
 // sluice: the master process. Parses the command line and the config, opens the listening
-// socket and the shared segment, then hands over to the Supervisor, which forks the health
+// sockets and the shared segment, then hands over to the Supervisor, which forks the health
 // checker and the workers.
+//
+// Errors (docs/ARCHITECTURE.md, "Errors"): a usage, config or start-up error is an exception
+// that ends here as exit code kExitFailure with one line on stderr or in the log.
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -9,12 +12,15 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
 
+#include "common/check.hpp"
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "conf/loader.hpp"
 #include "master/cli.hpp"
+#include "master/listeners.hpp"
 #include "master/supervisor.hpp"
 
 #ifndef SLUICE_VERSION
@@ -25,35 +31,76 @@ namespace {
 
 using namespace sluice;
 
-// Raises the open-file soft limit to the hard one and returns it: a proxied connection
-// holds two descriptors, so this is what bounds the connections a worker can serve.
+// Descriptors a worker keeps for itself (listeners, logs, the segment, the resolver...).
+constexpr rlim_t kReservedFds = 64;
+
+// Raises the open-file soft limit to the hard one (always allowed) and returns it.
 rlim_t raise_open_file_limit() {
     rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+    SLUICE_CHECK(getrlimit(RLIMIT_NOFILE, &limit) == 0);
     if (limit.rlim_cur < limit.rlim_max) {
         limit.rlim_cur = limit.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &limit);
+        SLUICE_CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
     }
     return limit.rlim_cur;
 }
 
-int run(int argc, char** argv) {
-    CliOptions cli;
+// Connections one worker can hold with `open_files` descriptors: two each, past the reserve.
+size_t connections_per_worker(rlim_t open_files) {
+    if (open_files <= 2 * kReservedFds) return kReservedFds / 2;
+    return (open_files - kReservedFds) / 2;
+}
+
+// Ignores SIGPIPE (a peer that went away is an errno, not a signal) and blocks the signals
+// the master takes with sigtimedwait(), before any fork: the children inherit the mask.
+void prepare_signals() {
+    SLUICE_CHECK(signal(SIGPIPE, SIG_IGN) != SIG_ERR);
+    const sigset_t blocked = Supervisor::signal_set();
+    SLUICE_CHECK(sigprocmask(SIG_BLOCK, &blocked, nullptr) == 0);
+}
+
+// Parses the command line and answers --help and --version: an exit code when that is all
+// there is to do, else nullopt with `cli` filled in.
+std::optional<int> answer_command_line(int argc, char** argv, CliOptions& cli) {
     try {
         cli = parse_cli(argc, argv);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "sluice: %s (see --help)\n", e.what());
         return kExitFailure;
     }
-    if (cli.show_help) {
-        std::cout << cli.help_text;
-        return kExitOk;
-    }
-    if (cli.show_version) {
-        std::cout << "sluice " << SLUICE_VERSION << "\n";
-        return kExitOk;
-    }
+    if (cli.show_help) std::cout << cli.help_text;
+    if (cli.show_version) std::cout << "sluice " << SLUICE_VERSION << "\n";
+    if (cli.show_help || cli.show_version) return kExitOk;
+    return std::nullopt;
+}
 
+// Opens the listeners and generation 1 for `config`, then supervises until stopped.
+int serve(const CliOptions& cli, Config config) {
+    log::set_role("master");
+    log::set_level(config.log_level);
+    const unsigned workers = Supervisor::worker_count(cli.workers, config);
+    const size_t max_connections = connections_per_worker(raise_open_file_limit());
+    prepare_signals();
+    Listeners listeners;
+    try {
+        listeners = open_listeners(config, nullptr);
+    } catch (const ListenError& e) {
+        LOG_ERROR("%s", e.what());
+        return kExitFailure;
+    }
+    LOG_NOTICE(
+        "sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
+        "per worker",
+        SLUICE_VERSION, net::local_endpoint(listeners.traffic.get()).to_string().c_str(), workers,
+        config.targets.size(), max_connections);
+    Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listeners),
+                          make_generation(std::move(config), workers, nullptr));
+    return supervisor.run();
+}
+
+int run(int argc, char** argv) {
+    CliOptions cli;
+    if (const std::optional<int> code = answer_command_line(argc, argv, cli)) return *code;
     Config config;
     try {
         config = load_config(cli.config_path);
@@ -65,45 +112,7 @@ int run(int argc, char** argv) {
         std::printf("OK\n");
         return kExitOk;
     }
-
-    log::set_role("master");
-    log::set_level(log::parse_level(config.log_level));
-    const unsigned workers = Supervisor::worker_count(cli.workers, config);
-    const rlim_t open_files = raise_open_file_limit();
-    // Two descriptors per connection, and a reserve for the listener, logs and the like.
-    const size_t max_connections = open_files > 128 ? (open_files - 64) / 2 : 32;
-
-    signal(SIGPIPE, SIG_IGN);
-    const sigset_t blocked = Supervisor::signal_set();
-    sigprocmask(SIG_BLOCK, &blocked, nullptr);  // before any fork: children inherit it
-
-    UniqueFd listener;
-    try {
-        listener = net::listen_tcp(config.listen, 4096);
-    } catch (const std::exception& e) {
-        LOG_ERROR("cannot listen on %s: %s", config.listen.to_string().c_str(), e.what());
-        return kExitFailure;
-    }
-    UniqueFd admin;
-    if (config.admin) {
-        try {
-            admin = net::listen_tcp(*config.admin, 64);
-        } catch (const std::exception& e) {
-            LOG_ERROR("cannot listen on the admin address %s: %s",
-                      config.admin->to_string().c_str(), e.what());
-            return kExitFailure;
-        }
-        LOG_NOTICE("admin listener on %s: /, /status, /metrics",
-                   net::local_endpoint(admin.get()).to_string().c_str());
-    }
-    LOG_NOTICE(
-        "sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
-        "per worker",
-        SLUICE_VERSION, net::local_endpoint(listener.get()).to_string().c_str(), workers,
-        config.targets.size(), max_connections);
-    Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listener),
-                          std::move(admin), make_generation(std::move(config), workers, nullptr));
-    return supervisor.run();
+    return serve(cli, std::move(config));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <exception>
 
 #include "admin/admin_server.hpp"
+#include "common/check.hpp"
 #include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "conf/loader.hpp"
@@ -22,9 +23,13 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr auto kQuickDeath = std::chrono::seconds(1);
+constexpr auto kQuickDeath = std::chrono::seconds(1);  // a child that dies sooner backs off
+constexpr auto kFirstBackoff = milliseconds(100);      // doubled per quick death after the 2nd
 constexpr auto kMaxBackoff = std::chrono::seconds(10);
 constexpr auto kQuitToKill = std::chrono::seconds(2);
+constexpr auto kForkRetry = milliseconds(500);  // after fork() failed (EAGAIN, ENOMEM)
+// The longest sigtimedwait() with a deadline pending: deadlines are re-read at least this often.
+constexpr int64_t kMaxWaitMs = 60'000;
 
 std::string describe_status(int status) {
     if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -63,13 +68,12 @@ unsigned Supervisor::worker_count(std::optional<unsigned> cli_workers, const Con
 }
 
 Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
-                       size_t max_connections_per_worker, UniqueFd listener,
-                       UniqueFd admin_listener, std::unique_ptr<Generation> first)
+                       size_t max_connections_per_worker, Listeners listeners,
+                       std::unique_ptr<Generation> first)
     : config_path_(std::move(config_path)),
       cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),
-      listener_(std::move(listener)),
-      admin_listener_(std::move(admin_listener)),
+      listeners_(std::move(listeners)),
       current_(std::move(first)),
       master_pid_(getpid()) {}
 
@@ -84,7 +88,7 @@ void Supervisor::spawn(Child& child) {
     const pid_t pid = fork();
     if (pid < 0) {
         LOG_ERROR("fork failed: %s; retrying", std::strerror(errno));
-        child.respawn_at = Clock::now() + milliseconds(500);
+        child.respawn_at = Clock::now() + kForkRetry;
         return;
     }
     if (pid == 0) run_child(child);
@@ -96,23 +100,23 @@ void Supervisor::spawn(Child& child) {
 
 void Supervisor::run_child(const Child& child) {
     log::set_role(role_name(child.role == Role::health));
-    log::set_level(log::parse_level(current_->config.log_level));
+    log::set_level(current_->config.log_level);
     drop_privileges(current_->config);
     // A child never outlives the master; if the master died before prctl, leave now.
     // (After the identity change: changing credentials clears the death signal.)
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    SLUICE_CHECK(prctl(PR_SET_PDEATHSIG, SIGTERM) == 0);
     if (getppid() != master_pid_) _exit(kExitOk);
     int code = kExitFatal;
     try {
         SharedTable& table = current_->segment.table();
         // The admin listener lives in the health process, never in a worker, so it cannot
         // slow the data path. Its threads run until _exit: the server is never destroyed.
-        if (child.role == Role::health && admin_listener_)
-            (new admin::AdminServer(admin_listener_.get(), current_->config, table))->start();
+        if (child.role == Role::health && listeners_.admin)
+            (new admin::AdminServer(listeners_.admin.get(), current_->config, table))->start();
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table)
-                   : worker::run_worker(current_->config, table, listener_.get(), connection_cap(),
-                                        static_cast<size_t>(child.index - 1));
+                   : worker::run_worker(current_->config, table, listeners_.traffic.get(),
+                                        connection_cap(), static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
     }
@@ -171,7 +175,7 @@ void Supervisor::on_child_exit(Child& child, int status) {
     child.quick_failures = lived < kQuickDeath ? child.quick_failures + 1 : 0;
     milliseconds delay(0);
     if (child.quick_failures > 1) {
-        delay = std::min<milliseconds>(milliseconds(100 << std::min(child.quick_failures - 2, 7)),
+        delay = std::min<milliseconds>(kFirstBackoff * (1 << std::min(child.quick_failures - 2, 7)),
                                        kMaxBackoff);
     }
     child.respawn_at = Clock::now() + delay;
@@ -200,7 +204,7 @@ void Supervisor::begin_stop(milliseconds grace) {
     for (Child& child : children_) retire(child, grace);
     // The workers close their copies once they stop accepting; closing ours too lets new
     // connections be refused at once instead of waiting in a queue nobody reads.
-    listener_.reset();
+    listeners_.traffic.reset();
 }
 
 void Supervisor::enforce_deadlines() {
@@ -231,28 +235,13 @@ void Supervisor::reload() {
                   static_cast<unsigned long long>(old_number), e.what());
         return;
     }
-    UniqueFd new_listener;
-    if (!(config.listen == current_->config.listen)) {
-        try {
-            new_listener = net::listen_tcp(config.listen, 4096);
-        } catch (const std::exception& e) {
-            LOG_ERROR("reload failed, generation %llu keeps serving: cannot listen on %s: %s",
-                      static_cast<unsigned long long>(old_number),
-                      config.listen.to_string().c_str(), e.what());
-            return;
-        }
-    }
-    UniqueFd new_admin;
-    const bool admin_changed = config.admin != current_->config.admin;
-    if (admin_changed && config.admin) {
-        try {
-            new_admin = net::listen_tcp(*config.admin, 64);
-        } catch (const std::exception& e) {
-            LOG_ERROR("reload failed, generation %llu keeps serving: cannot listen on %s: %s",
-                      static_cast<unsigned long long>(old_number),
-                      config.admin->to_string().c_str(), e.what());
-            return;
-        }
+    Listeners listeners;
+    try {
+        listeners = open_listeners(config, &listeners_);
+    } catch (const ListenError& e) {
+        LOG_ERROR("reload failed, generation %llu keeps serving: %s",
+                  static_cast<unsigned long long>(old_number), e.what());
+        return;
     }
     const unsigned workers = worker_count(cli_workers_, config);
     auto next = make_generation(std::move(config), workers, current_.get());
@@ -266,8 +255,7 @@ void Supervisor::reload() {
         if (!children_[i].retiring) old_children.push_back(i);
     }
     current_ = std::move(next);
-    if (new_listener) listener_ = std::move(new_listener);
-    if (admin_changed) admin_listener_ = std::move(new_admin);
+    listeners_ = std::move(listeners);
     const size_t first_new = children_.size();
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
@@ -288,7 +276,7 @@ int Supervisor::wait_timeout_ms() const {
     }
     if (soonest == Clock::time_point::max()) return -1;
     const auto left = std::chrono::duration_cast<milliseconds>(soonest - Clock::now()).count();
-    return static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
+    return static_cast<int>(std::clamp<int64_t>(left, 0, kMaxWaitMs));
 }
 
 bool Supervisor::any_worker_can_run() const {

@@ -22,13 +22,14 @@
 
 #include "common/unique_fd.hpp"
 #include "master/generation.hpp"
+#include "master/listeners.hpp"
 
 namespace sluice {
 
 class Supervisor {
 public:
     Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
-               size_t max_connections_per_worker, UniqueFd listener, UniqueFd admin_listener,
+               size_t max_connections_per_worker, Listeners listeners,
                std::unique_ptr<Generation> first);
 
     // Starts every child and supervises until stopped; returns the master's exit code.
@@ -77,8 +78,7 @@ private:
     const std::string config_path_;
     const std::optional<unsigned> cli_workers_;
     const size_t max_connections_per_worker_;
-    UniqueFd listener_;
-    UniqueFd admin_listener_;  // invalid when no `admin` is configured
+    Listeners listeners_;
     std::unique_ptr<Generation> current_;
     std::vector<Child> children_;
     pid_t master_pid_;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <thread>
 
+#include "common/check.hpp"
 #include "common/log.hpp"
 
 namespace sluice::worker {
@@ -29,7 +30,7 @@ void AcceptorPool::start() {
     action.sa_handler = on_wake_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: accept() must return EINTR
-    ::sigaction(kWakeSignal, &action, nullptr);
+    SLUICE_CHECK(::sigaction(kWakeSignal, &action, nullptr) == 0);
     for (size_t i = 0; i < limits_.initial_threads; ++i) spawn();
 }
 
@@ -41,9 +42,10 @@ bool AcceptorPool::spawn() {
     }
     idle_.fetch_add(1);
     pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, limits_.stack_size);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // These return an error number (not -1 and errno) only for invalid arguments.
+    SLUICE_CHECK(pthread_attr_init(&attr) == 0);
+    SLUICE_CHECK(pthread_attr_setstacksize(&attr, limits_.stack_size) == 0);
+    SLUICE_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0);
     pthread_t id;
     std::lock_guard lock(registry_mutex_);  // the new thread registers only after this insert
     const int rc = pthread_create(&id, &attr, &AcceptorPool::thread_main, this);
@@ -67,7 +69,7 @@ void AcceptorPool::run_thread() {
     sigset_t wake;
     sigemptyset(&wake);
     sigaddset(&wake, kWakeSignal);
-    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+    SLUICE_CHECK(pthread_sigmask(SIG_UNBLOCK, &wake, nullptr) == 0);
     // Per-thread buffers, allocated once for every connection this thread will serve.
     // Not value-initialised (no zero fill): a page of a buffer costs memory only once bytes
     // pass through it, which keeps an idle held connection small.
