@@ -57,7 +57,7 @@ struct TargetConfig {
 };
 
 struct Config {
-    std::string source;  // the file it was read from
+    std::string path;  // the file it was read from
     net::HostPort listen{"0.0.0.0", 80};
     std::optional<unsigned> workers;  // unset: the command line or the number of CPUs decides
     Millis connect_timeout{2000};

@@ -360,7 +360,7 @@ void read_top_level(const TableReader& reader, Config& config) {
 
 Config build(const Value& root, const std::string& file) {
     Config config;
-    config.source = file;
+    config.path = file;
     const TableReader reader(
         file, root, "the top level",
         {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
@@ -374,8 +374,6 @@ Config build(const Value& root, const std::string& file) {
     read_targets(reader, file, config);
     return config;
 }
-
-}  // namespace
 
 // toml11's parser recurses once per level of nested arrays and inline tables, so a small
 // file with thousands of levels would overflow the stack (and, on a reload, take the master
@@ -414,6 +412,8 @@ int line_too_deep(const std::string& text, int limit) {
     }
     return 0;
 }
+
+}  // namespace
 
 Config parse_config(const std::string& text, const std::string& name) {
     constexpr int kMaxNesting = 100;

@@ -62,7 +62,7 @@ address = "http-api-2:8001"
 health_check_endpoint = "/healthz"
 )",
                                   "seed.toml");
-    EXPECT_EQ(c.source, "seed.toml");
+    EXPECT_EQ(c.path, "seed.toml");
     ASSERT_EQ(c.targets.size(), 2u);
     EXPECT_EQ(c.targets[0].address, "http-api-1:8001");
     EXPECT_EQ(c.targets[0].host_port.host, "http-api-1");
@@ -330,7 +330,7 @@ TEST_F(ConfigFile, LoadsAFileAndRecordsItsPath) {
         write("good.toml",
               "listen = \"127.0.0.1:8080\"\n[[targets]]\naddress = \"a:1\"");  // no final newline
     const Config c = load_config(path);
-    EXPECT_EQ(c.source, path);
+    EXPECT_EQ(c.path, path);
     EXPECT_EQ(c.listen.port, 8080);
     ASSERT_EQ(c.targets.size(), 1u);
     EXPECT_EQ(c.targets[0].line, 3);
