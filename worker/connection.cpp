@@ -71,7 +71,7 @@ double ms_between(std::chrono::steady_clock::time_point a,
 }
 
 // The outcome of trying the candidates of one pick.
-struct Attempt {
+struct ConnectOutcome {
     UniqueFd target;
     int slot = -1;       // the slot connected to
     int last_errno = 0;  // of the last failed connect
@@ -82,8 +82,8 @@ struct Attempt {
 // count is reserved with one fetch_add before connecting and given back if over the cap,
 // so the cap holds exactly across every worker. On success the slot stays counted in
 // `active` (and in this worker's share) until release().
-Attempt connect_first(const Candidates& candidates, const WorkerContext& context) {
-    Attempt out;
+ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& context) {
+    ConnectOutcome out;
     SharedTable& table = context.table;
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
@@ -122,14 +122,14 @@ void release(const WorkerContext& context, int index) {
 
 // Picks and connects; while every candidate is at its max_connections, tries again every
 // kQueueRetry until queue_timeout (the waiting client holds only this thread).
-Attempt pick_and_connect(const WorkerContext& context, Candidates& candidates) {
+ConnectOutcome pick_and_connect(const WorkerContext& context, Candidates& candidates) {
     thread_local Picker picker(context.config);
     const auto deadline = std::chrono::steady_clock::now() + context.config.queue_timeout;
     for (;;) {
         picker.pick(context.table, monotonic_ms(), candidates);
-        Attempt attempt = connect_first(candidates, context);
-        if (attempt.target || attempt.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
-            return attempt;
+        ConnectOutcome outcome = connect_first(candidates, context);
+        if (outcome.target || outcome.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
+            return outcome;
         std::this_thread::sleep_for(kQueueRetry);
     }
 }
@@ -181,15 +181,15 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
     Candidates candidates;
-    Attempt attempt = pick_and_connect(context, candidates);
+    ConnectOutcome outcome = pick_and_connect(context, candidates);
     char client_text[64];
-    if (!attempt.target) {
-        const bool limited = attempt.at_cap > 0;
+    if (!outcome.target) {
+        const bool limited = outcome.at_cap > 0;
         (limited ? table.rejected_limit : table.rejected_no_target)
             .fetch_add(1, std::memory_order_relaxed);
         const char* end = limited                           ? "limit"
                           : candidates.count == 0           ? "no_target"
-                          : attempt.last_errno == ETIMEDOUT ? "timeout"
+                          : outcome.last_errno == ETIMEDOUT ? "timeout"
                                                             : "refused_all";
         const bool reply = context.config.on_no_target == NoTargetReply::http_503;
         if (log::enabled(log::Level::info)) {
@@ -204,18 +204,18 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         return;
     }
     const auto connected = std::chrono::steady_clock::now();
-    const int index = attempt.slot;
+    const int index = outcome.slot;
     TargetSlot& slot = table.slots[index];
     const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
     slot.connections.fetch_add(1, std::memory_order_relaxed);
     set_no_delay(client);
-    set_no_delay(attempt.target.get());
+    set_no_delay(outcome.target.get());
     RelayResult result;
     result.end = RelayEnd::target_error;
-    if (send_proxy_header(client, peer, target, attempt.target.get(),
+    if (send_proxy_header(client, peer, target, outcome.target.get(),
                           context.config.connect_timeout)) {
         result =
-            relay(client, attempt.target.get(), buffers.to_target, buffers.to_client,
+            relay(client, outcome.target.get(), buffers.to_target, buffers.to_client,
                   ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
                   idle_ms(context.config));
     }
