@@ -11,6 +11,7 @@
 #include <span>
 #include <thread>
 
+#include "common/check.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/proxy_protocol.hpp"
@@ -29,9 +30,11 @@ constexpr size_t kDrainCap = 256 * 1024;
 // queue_timeout): short against a connection's life, long enough not to spin on the table.
 constexpr auto kQueueRetry = std::chrono::milliseconds(5);
 
+// Disables Nagle on a socket we own. Linux does not fail TCP_NODELAY on a connection the
+// peer has reset (unlike the BSDs' EINVAL), so a failure here is a bug, not the network.
 void set_no_delay(int fd) {
     const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    SLUICE_CHECK(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
 }
 
 // Passive health: a target this worker could not connect to is taken out of rotation at

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "common/check.hpp"
+
 namespace sluice::worker {
 namespace {
 
@@ -98,10 +100,12 @@ struct Direction {
     static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
-// Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN.
+// Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN. Linux sets
+// SO_LINGER whatever the connection's state (a peer's reset does not make it fail), so a
+// failure here is a bug.
 void make_close_reset(int fd) {
-    const linger abort_on_close{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+    const linger reset{1, 0};
+    SLUICE_CHECK(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
 }
 
 constexpr short kReadable = POLLIN | POLLHUP | POLLERR;
