@@ -151,6 +151,30 @@ bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig
     return net::send_all(fd, std::span<const char>(header, length), deadline) == 0;
 }
 
+// No target could take the connection: count and log it, and answer as on_no_target says.
+void turn_away(int client, const net::Endpoint& peer, const WorkerContext& context,
+               const ConnectOutcome& outcome, const Candidates& candidates, ThreadBuffers& buffers,
+               std::chrono::steady_clock::time_point accepted) {
+    const bool limited = outcome.at_cap > 0;
+    (limited ? context.table.rejected_limit : context.table.rejected_no_target)
+        .fetch_add(1, std::memory_order_relaxed);
+    const char* end = limited                           ? "limit"
+                      : candidates.count == 0           ? "no_target"
+                      : outcome.last_errno == ETIMEDOUT ? "timeout"
+                                                        : "refused_all";
+    const bool reply = context.config.on_no_target == NoTargetReply::http_503;
+    if (log::enabled(log::Level::info)) {
+        char client_text[64];
+        peer.format(client_text, sizeof client_text);
+        LOG_INFO(
+            "conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
+            "bytes_to_client=%zu end=%s",
+            client_text, ms_between(accepted, std::chrono::steady_clock::now()),
+            reply ? sizeof kServiceUnavailable - 1 : 0, end);
+    }
+    if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
+}
+
 }  // namespace
 
 void reply_unavailable(int client, char* scratch, size_t scratch_size) {
@@ -185,27 +209,8 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     table.connections.fetch_add(1, std::memory_order_relaxed);
     Candidates candidates;
     ConnectOutcome outcome = pick_and_connect(context, candidates);
-    char client_text[64];
-    if (!outcome.target) {
-        const bool limited = outcome.at_cap > 0;
-        (limited ? table.rejected_limit : table.rejected_no_target)
-            .fetch_add(1, std::memory_order_relaxed);
-        const char* end = limited                           ? "limit"
-                          : candidates.count == 0           ? "no_target"
-                          : outcome.last_errno == ETIMEDOUT ? "timeout"
-                                                            : "refused_all";
-        const bool reply = context.config.on_no_target == NoTargetReply::http_503;
-        if (log::enabled(log::Level::info)) {
-            peer.format(client_text, sizeof client_text);
-            LOG_INFO(
-                "conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
-                "bytes_to_client=%zu end=%s",
-                client_text, ms_between(accepted, std::chrono::steady_clock::now()),
-                reply ? sizeof kServiceUnavailable - 1 : 0, end);
-        }
-        if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
-        return;
-    }
+    if (!outcome.target)
+        return turn_away(client, peer, context, outcome, candidates, buffers, accepted);
     const auto connected = std::chrono::steady_clock::now();
     const int index = outcome.slot;
     TargetSlot& slot = table.slots[index];
@@ -224,6 +229,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     }
     release(context, index);
     if (log::enabled(log::Level::info)) {
+        char client_text[64];
         char target_text[64];
         peer.format(client_text, sizeof client_text);
         net::Endpoint address;
