@@ -14,6 +14,7 @@
 
 #include "admin/status_report.hpp"
 #include "common/log.hpp"
+#include "common/net.hpp"
 
 namespace sluice::admin {
 namespace {
@@ -21,13 +22,12 @@ namespace {
 constexpr size_t kMaxRequestHead = 8192;
 constexpr int kTimeoutSeconds = 5;
 
+// Sends a whole reply within kTimeoutSeconds. A client that went away or stalls past it
+// just loses the reply: there is no one to tell.
 void send_all(int fd, const std::string& data) {
-    size_t sent = 0;
-    while (sent < data.size()) {
-        const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) return;  // the client went away or stalled past the send timeout
-        sent += static_cast<size_t>(n);
-    }
+    const net::Deadline deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
+    (void)net::send_all(fd, data, deadline);
 }
 
 std::string response(int status, const char* reason, const char* type, const std::string& body,

@@ -10,9 +10,12 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <system_error>
+
+#include "common/check.hpp"
 
 namespace sluice::net {
 
@@ -127,7 +130,7 @@ UniqueFd listen_tcp(const HostPort& where, int backlog) {
     UniqueFd fd(::socket(ep.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) throw std::system_error(errno, std::generic_category(), "socket");
     const int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    SLUICE_CHECK(::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
     if (::bind(fd.get(), ep.addr(), ep.length) != 0)
         throw std::system_error(errno, std::generic_category(), "bind " + ep.to_string());
     if (::listen(fd.get(), backlog) != 0)
@@ -135,23 +138,45 @@ UniqueFd listen_tcp(const HostPort& where, int backlog) {
     return fd;
 }
 
+int wait_ready(int fd, short events, Deadline deadline) {
+    pollfd pfd{fd, events, 0};
+    for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        // Rounded up: a wait that ends a fraction of a millisecond early would only poll again.
+        const int64_t left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+        const int rc = ::poll(&pfd, 1, static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX)));
+        if (rc > 0) return 0;
+        if (rc < 0 && errno != EINTR) return errno;
+        if (rc == 0 && std::chrono::steady_clock::now() >= deadline) return ETIMEDOUT;
+    }
+}
+
+int send_all(int fd, std::span<const char> bytes, Deadline deadline) {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+        const ssize_t n =
+            ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+            continue;
+        }
+        if (n == 0) return EPIPE;  // not for a non-empty buffer on TCP; never spin on it
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+        if (const int err = wait_ready(fd, POLLOUT, deadline); err != 0) return err;
+    }
+    return 0;
+}
+
 UniqueFd connect_with_timeout(const Endpoint& to, std::chrono::milliseconds timeout) {
+    const Deadline deadline = std::chrono::steady_clock::now() + timeout;
     UniqueFd fd(::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return fd;
     if (::connect(fd.get(), to.addr(), to.length) == 0) return fd;
     if (errno != EINPROGRESS) return UniqueFd();
-    pollfd pfd{fd.get(), POLLOUT, 0};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        const int rc = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
-        if (rc > 0) break;
-        if (rc == 0) {
-            errno = ETIMEDOUT;
-            return UniqueFd();
-        }
-        if (errno != EINTR) return UniqueFd();
+    if (const int err = wait_ready(fd.get(), POLLOUT, deadline); err != 0) {
+        errno = err;
+        return UniqueFd();
     }
     int error = 0;
     socklen_t len = sizeof error;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,24 @@ std::vector<Endpoint> resolve(const HostPort& target, std::string& error);
 // Creates a listening TCP socket (SO_REUSEADDR, close-on-exec, blocking) bound to `where`,
 // which must be an IP literal or resolve to one. Throws std::system_error on failure.
 UniqueFd listen_tcp(const HostPort& where, int backlog);
+
+// An absolute point on the monotonic clock by which a blocking exchange must be done. Every
+// wait below works to one deadline, so retries after EAGAIN never extend the total time.
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Waits until `fd` is ready for `events` (POLLIN, POLLOUT) or `deadline` passes; EINTR is
+// retried. Returns 0 when ready, also on POLLHUP/POLLERR (the next call on the socket says
+// what happened), ETIMEDOUT once the deadline has passed (a deadline already past still
+// gets one look, so a socket that is ready is never reported late), or poll()'s errno.
+// Never throws, never allocates.
+[[nodiscard]] int wait_ready(int fd, short events, Deadline deadline);
+
+// Sends every byte of `bytes` on `fd` before `deadline` (tpc's TcpStream::sendAll, with a
+// deadline). Each send() is MSG_DONTWAIT | MSG_NOSIGNAL, so the deadline holds on blocking
+// sockets too and a closed peer is an error, not a SIGPIPE. Returns 0 when all was sent,
+// else the errno that stopped it: ETIMEDOUT (the peer did not read in time), EPIPE,
+// ECONNRESET, ... Bytes sent before a failure stay sent. Never throws, never allocates.
+[[nodiscard]] int send_all(int fd, std::span<const char> bytes, Deadline deadline);
 
 // Connects a non-blocking socket to `to`, waiting at most `timeout`. On success returns the
 // connected (still non-blocking) socket; on failure an invalid fd and errno set

@@ -1,5 +1,6 @@
 #include "common/shared_table.hpp"
 
+#include <cerrno>
 #include <cstring>
 
 namespace sluice {
@@ -8,7 +9,7 @@ const char* down_reason_name(DownReason reason) {
     switch (reason) {
         case DownReason::none: return "none";
         case DownReason::refused: return "connection refused";
-        case DownReason::timeout: return "timeout";
+        case DownReason::connect_timeout: return "connect timeout";
         case DownReason::bad_status: return "bad status";
         case DownReason::malformed: return "malformed reply";
         case DownReason::unresolved: return "unresolved";
@@ -16,9 +17,38 @@ const char* down_reason_name(DownReason reason) {
         case DownReason::reset: return "connection reset";
         case DownReason::error: return "error";
         case DownReason::pending: return "not checked yet";
+        case DownReason::response_timeout: return "response timeout";
     }
     return "unknown";
 }
+
+namespace {
+constexpr ErrnoClass kErrnoClasses[] = {
+    {ECONNREFUSED, DownReason::refused, true},
+    {ETIMEDOUT, DownReason::connect_timeout, true},
+    {ENETUNREACH, DownReason::unreachable, true},
+    {EHOSTUNREACH, DownReason::unreachable, true},
+    {EHOSTDOWN, DownReason::unreachable, true},
+    {ENETDOWN, DownReason::unreachable, false},  // our own interface is down
+    {ECONNRESET, DownReason::reset, true},
+    {EPIPE, DownReason::reset, true},
+    // This process's shortages: an error, but not the target's.
+    {EMFILE, DownReason::error, false},
+    {ENFILE, DownReason::error, false},
+    {ENOBUFS, DownReason::error, false},
+    {ENOMEM, DownReason::error, false},
+    {EADDRNOTAVAIL, DownReason::error, false},
+};
+}  // namespace
+
+ErrnoClass classify_errno(int err) {
+    for (const ErrnoClass& c : kErrnoClasses) {
+        if (c.err == err) return c;
+    }
+    return {err, DownReason::error, false};
+}
+
+std::span<const ErrnoClass> errno_classes() { return kErrnoClasses; }
 
 void TargetSlot::store_address(const net::Endpoint& ep) {
     uint64_t words[kAddressWords] = {};

@@ -35,6 +35,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "common/limits.hpp"
@@ -46,20 +47,39 @@ inline constexpr uint32_t kTableMagic = 0x736c6963;  // "slic"
 inline constexpr uint32_t kTableLayoutVersion = 1;
 inline constexpr size_t kCacheLine = 64;
 
-// Why a target is DOWN. Stored as a number in the slot; text from down_reason_name().
+// Why a target is DOWN. Stored as a number in the slot; text from down_reason_name(), which
+// is what the logs, the /metrics `reason` label and /status show. New reasons go at the end:
+// the numbers of the others stay as they were.
 enum class DownReason : uint32_t {
     none = 0,
     refused,
-    timeout,
+    connect_timeout,  // no connection within the time-out (HAProxy's L4TOUT)
     bad_status,
     malformed,
     unresolved,
     unreachable,
     reset,
     error,
-    pending,  // a new address, not checked yet
+    pending,           // a new address, not checked yet
+    response_timeout,  // connected, but no full status line in time (HAProxy's L7TOUT)
 };
 const char* down_reason_name(DownReason reason);
+
+// What a failed connect or exchange with a target says about it, from its errno: one table
+// for the health checker and the workers, so both give a failure the same reason.
+// `blames_target` is false for what is this process's own trouble (out of descriptors,
+// memory or local ports; the local network down): a worker must not mark targets DOWN for
+// a local shortage, which would turn it into an outage. ETIMEDOUT is `connect_timeout`; a
+// caller that timed out later, waiting for a reply, says `response_timeout` itself.
+struct ErrnoClass {
+    int err;
+    DownReason reason;
+    bool blames_target;
+};
+// Any errno not in errno_classes(): {err, DownReason::error, false}.
+ErrnoClass classify_errno(int err);
+// The table itself (for tests and docs).
+std::span<const ErrnoClass> errno_classes();
 
 // CLOCK_MONOTONIC in milliseconds: the one clock of `up_since_ms`, which the checker writes
 // and every worker reads (steady_clock is CLOCK_MONOTONIC on Linux, shared by all processes).

@@ -13,80 +13,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-DownReason reason_for_errno(int err) {
-    switch (err) {
-        case ECONNREFUSED: return DownReason::refused;
-        case ETIMEDOUT: return DownReason::timeout;
-        case ENETUNREACH:
-        case EHOSTUNREACH:
-        case EHOSTDOWN:
-        case ENETDOWN: return DownReason::unreachable;
-        case ECONNRESET:
-        case EPIPE: return DownReason::reset;
-        default: return DownReason::error;
-    }
-}
-
 ProbeResult failed(DownReason reason) {
     ProbeResult r;
     r.reason = reason;
     return r;
 }
 
-// Waits until `fd` is ready for `events` or the deadline passes. False on timeout (errno set).
-bool wait_for(int fd, short events, Clock::time_point deadline) {
-    for (;;) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return false;
-        }
-        pollfd pfd{fd, events, 0};
-        const int rc = ::poll(&pfd, 1, static_cast<int>(left));
-        if (rc > 0) return true;
-        if (rc < 0 && errno != EINTR) return false;
-    }
+// A failure after the connect: running out of time now means the reply was late.
+ProbeResult failed_exchange(int err) {
+    return failed(err == ETIMEDOUT ? DownReason::response_timeout : classify_errno(err).reason);
 }
 
-}  // namespace
+// Room for the longest status line parse_status_line() accepts (1024 bytes) and a little
+// more, so a longer one is seen as malformed rather than as incomplete for ever.
+constexpr size_t kReplyBytes = 1100;
 
-std::string ProbeResult::describe() const {
-    if (healthy) return status ? "status " + std::to_string(status) : "connected";
-    if (reason == DownReason::bad_status) return "status " + std::to_string(status);
-    return down_reason_name(reason);
-}
-
-ProbeResult probe(const net::Endpoint& address, const TargetConfig& target) {
-    const Millis timeout = target.health_check.timeout;
-    const std::string& path = target.health_check_endpoint;
-    const std::string& host_header = target.address;
-    const auto deadline = Clock::now() + timeout;
-    UniqueFd fd = net::connect_with_timeout(address, timeout);
-    if (!fd) return failed(reason_for_errno(errno));
-    if (path.empty()) {
-        ProbeResult ok;
-        ok.healthy = true;
-        return ok;
-    }
-
-    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
-                                "\r\nUser-Agent: sluice-health-check\r\nAccept: */*\r\n"
-                                "Connection: close\r\n\r\n";
-    size_t sent = 0;
-    while (sent < request.size()) {
-        const ssize_t n =
-            ::send(fd.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<size_t>(n);
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_for(fd.get(), POLLOUT, deadline)) return failed(reason_for_errno(errno));
-        } else {
-            return failed(reason_for_errno(errno));
-        }
-    }
-
-    char reply[1100];
+// Reads the reply until its status line is complete, and judges it.
+ProbeResult read_status(int fd, const TargetConfig& target, net::Deadline deadline) {
+    char reply[kReplyBytes];
     size_t have = 0;
     for (;;) {
         int status = 0;
@@ -102,17 +46,48 @@ ProbeResult probe(const net::Endpoint& address, const TargetConfig& target) {
             case StatusLine::incomplete: break;
         }
         if (have == sizeof reply) return failed(DownReason::malformed);
-        const ssize_t n = ::recv(fd.get(), reply + have, sizeof reply - have, 0);
+        const ssize_t n = ::recv(fd, reply + have, sizeof reply - have, 0);
         if (n > 0) {
             have += static_cast<size_t>(n);
         } else if (n == 0) {
             return failed(DownReason::malformed);  // closed before a full status line
         } else if (errno == EAGAIN || errno == EINTR) {
-            if (!wait_for(fd.get(), POLLIN, deadline)) return failed(reason_for_errno(errno));
+            if (const int err = net::wait_ready(fd, POLLIN, deadline); err != 0)
+                return failed_exchange(err);
         } else {
-            return failed(reason_for_errno(errno));
+            return failed_exchange(errno);
         }
     }
+}
+
+}  // namespace
+
+std::string ProbeResult::describe() const {
+    if (healthy) return status ? "status " + std::to_string(status) : "connected";
+    if (reason == DownReason::bad_status) return "status " + std::to_string(status);
+    return down_reason_name(reason);
+}
+
+ProbeResult probe(const net::Endpoint& address, const TargetConfig& target) {
+    const Millis timeout = target.health_check.timeout;
+    const std::string& path = target.health_check_endpoint;
+    const std::string& host_header = target.address;
+    const net::Deadline deadline = Clock::now() + timeout;
+    UniqueFd fd = net::connect_with_timeout(address, timeout);
+    if (!fd) return failed(classify_errno(errno).reason);  // ETIMEDOUT: connect_timeout
+    if (path.empty()) {
+        ProbeResult ok;
+        ok.healthy = true;
+        return ok;
+    }
+
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header +
+                                "\r\nUser-Agent: sluice-health-check\r\nAccept: */*\r\n"
+                                "Connection: close\r\n\r\n";
+    if (const int err = net::send_all(fd.get(), request, deadline); err != 0)
+        return failed_exchange(err);
+
+    return read_status(fd.get(), target, deadline);
 }
 
 }  // namespace sluice::health

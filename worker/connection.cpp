@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <span>
 #include <thread>
 
+#include "common/check.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 #include "worker/proxy_protocol.hpp"
@@ -19,41 +21,26 @@
 namespace sluice::worker {
 namespace {
 
+// The 503 path: the reply and the lingering close after it share one deadline, and the
+// close reads at most this much of what the client still sends, so a client cannot hold
+// the thread for long or make it read for ever.
+constexpr auto kUnavailableDeadline = std::chrono::seconds(1);
+constexpr size_t kDrainCap = 256 * 1024;
+// While every candidate is at its max_connections, how often to look again (until
+// queue_timeout): short against a connection's life, long enough not to spin on the table.
+constexpr auto kQueueRetry = std::chrono::milliseconds(5);
+
+// Disables Nagle on a socket we own. Linux does not fail TCP_NODELAY on a connection the
+// peer has reset (unlike the BSDs' EINVAL), so a failure here is a bug, not the network.
 void set_no_delay(int fd) {
     const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-DownReason reason_for_connect_errno(int err) {
-    switch (err) {
-        case ECONNREFUSED: return DownReason::refused;
-        case ETIMEDOUT: return DownReason::timeout;
-        case ENETUNREACH:
-        case EHOSTUNREACH: return DownReason::unreachable;
-        default: return DownReason::error;
-    }
-}
-
-// Whether a failed connect says something about the target. This worker running out of
-// descriptors, memory or local ports (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL) does
-// not: marking every target DOWN for it would turn a local shortage into an outage.
-bool target_is_to_blame(int err) {
-    switch (err) {
-        case ECONNREFUSED:
-        case ETIMEDOUT:
-        case EHOSTUNREACH:
-        case ENETUNREACH:
-        case EHOSTDOWN:
-        case ECONNRESET: return true;
-        default: return false;
-    }
+    SLUICE_CHECK(::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
 }
 
 // Passive health: a target this worker could not connect to is taken out of rotation at
 // once for every worker; the health checker brings it back when a check passes.
-void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint& address,
-               int err) {
-    const DownReason reason = reason_for_connect_errno(err);
+void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint& address, int err,
+               DownReason reason) {
     slot.reason.store(static_cast<uint32_t>(reason));
     slot.passive_failures.fetch_add(1);
     if (slot.up.exchange(0) == 1) {
@@ -87,7 +74,7 @@ double ms_between(std::chrono::steady_clock::time_point a,
 }
 
 // The outcome of trying the candidates of one pick.
-struct Attempt {
+struct ConnectOutcome {
     UniqueFd target;
     int slot = -1;       // the slot connected to
     int last_errno = 0;  // of the last failed connect
@@ -98,8 +85,8 @@ struct Attempt {
 // count is reserved with one fetch_add before connecting and given back if over the cap,
 // so the cap holds exactly across every worker. On success the slot stays counted in
 // `active` (and in this worker's share) until release().
-Attempt connect_first(const Candidates& candidates, const WorkerContext& context) {
-    Attempt out;
+ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& context) {
+    ConnectOutcome out;
     SharedTable& table = context.table;
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
@@ -122,7 +109,10 @@ Attempt connect_first(const Candidates& candidates, const WorkerContext& context
                 return out;
             }
             out.last_errno = errno;
-            if (target_is_to_blame(errno)) mark_down(slot, target, address, errno);
+            // A failure that is this worker's own (descriptors, memory, local ports) does
+            // not mark the target: a local shortage must not become an outage.
+            const ErrnoClass failure = classify_errno(errno);
+            if (failure.blames_target) mark_down(slot, target, address, errno, failure.reason);
         }
         slot.active.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -134,69 +124,70 @@ void release(const WorkerContext& context, int index) {
 }
 
 // Picks and connects; while every candidate is at its max_connections, tries again every
-// 5 ms until queue_timeout (the waiting client holds only this thread).
-Attempt pick_and_connect(const WorkerContext& context, Candidates& candidates) {
+// kQueueRetry until queue_timeout (the waiting client holds only this thread).
+ConnectOutcome pick_and_connect(const WorkerContext& context, Candidates& candidates) {
     thread_local Picker picker(context.config);
     const auto deadline = std::chrono::steady_clock::now() + context.config.queue_timeout;
     for (;;) {
         picker.pick(context.table, monotonic_ms(), candidates);
-        Attempt attempt = connect_first(candidates, context);
-        if (attempt.target || attempt.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
-            return attempt;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        ConnectOutcome outcome = connect_first(candidates, context);
+        if (outcome.target || outcome.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
+            return outcome;
+        std::this_thread::sleep_for(kQueueRetry);
     }
 }
 
-// Sends the PROXY protocol header the target asked for, before any byte of the client's.
+// Sends the PROXY protocol header the target asked for, before any byte of the client's,
+// within `timeout` in all. False if it could not be sent.
 bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
                        Millis timeout) {
     if (target.send_proxy == ProxyProtocol::none) return true;
+    const net::Deadline deadline = std::chrono::steady_clock::now() + timeout;
     const net::Endpoint destination = net::local_endpoint(client);
     char header[kMaxProxyHeader];
     const size_t length = target.send_proxy == ProxyProtocol::v1
                               ? proxy_header_v1(peer, destination, header)
                               : proxy_header_v2(peer, destination, header);
-    size_t sent = 0;
-    pollfd pfd{fd, POLLOUT, 0};
-    while (sent < length) {
-        const ssize_t n = ::send(fd, header + sent, length - sent, MSG_NOSIGNAL);
-        if (n > 0)
-            sent += static_cast<size_t>(n);
-        else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (::poll(&pfd, 1, static_cast<int>(timeout.count())) <= 0) return false;
-        } else {
-            return false;
-        }
+    return net::send_all(fd, std::span<const char>(header, length), deadline) == 0;
+}
+
+// No target could take the connection: count and log it, and answer as on_no_target says.
+void turn_away(int client, const net::Endpoint& peer, const WorkerContext& context,
+               const ConnectOutcome& outcome, const Candidates& candidates, ThreadBuffers& buffers,
+               std::chrono::steady_clock::time_point accepted) {
+    const bool limited = outcome.at_cap > 0;
+    (limited ? context.table.rejected_limit : context.table.rejected_no_target)
+        .fetch_add(1, std::memory_order_relaxed);
+    const char* end = limited                           ? "limit"
+                      : candidates.count == 0           ? "no_target"
+                      : outcome.last_errno == ETIMEDOUT ? "timeout"
+                                                        : "refused_all";
+    const bool reply = context.config.on_no_target == NoTargetReply::http_503;
+    if (log::enabled(log::Level::info)) {
+        char client_text[64];
+        peer.format(client_text, sizeof client_text);
+        LOG_INFO(
+            "conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
+            "bytes_to_client=%zu end=%s",
+            client_text, ms_between(accepted, std::chrono::steady_clock::now()),
+            reply ? sizeof kServiceUnavailable - 1 : 0, end);
     }
-    return true;
+    if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
 }
 
 }  // namespace
 
 void reply_unavailable(int client, char* scratch, size_t scratch_size) {
-    const size_t length = sizeof kServiceUnavailable - 1;
-    size_t sent = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    pollfd pfd{client, POLLOUT, 0};
-    while (sent < length && std::chrono::steady_clock::now() < deadline) {
-        const ssize_t n = ::send(client, kServiceUnavailable + sent, length - sent, MSG_NOSIGNAL);
-        if (n > 0)
-            sent += static_cast<size_t>(n);
-        else if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            ::poll(&pfd, 1, 100);
-        else
-            return;
-    }
+    const net::Deadline deadline = std::chrono::steady_clock::now() + kUnavailableDeadline;
+    const std::span<const char> reply(kServiceUnavailable, sizeof kServiceUnavailable - 1);
+    const int err = net::send_all(client, reply, deadline);
+    if (err != 0 && err != ETIMEDOUT) return;  // the client is gone
     ::shutdown(client, SHUT_WR);
-    // Lingering close: read and drop what the client still sends, until it closes, for at
-    // most a second and a bounded number of bytes.
-    pfd.events = POLLIN;
+    // Lingering close: read and drop what the client still sends, until it closes, until
+    // the deadline, or up to kDrainCap bytes.
     size_t drained = 0;
-    while (drained < 256 * 1024) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now())
-                              .count();
-        if (left <= 0 || ::poll(&pfd, 1, static_cast<int>(left)) <= 0) return;
+    while (drained < kDrainCap) {
+        if (net::wait_ready(client, POLLIN, deadline) != 0) return;
         const ssize_t n = ::recv(client, scratch, scratch_size, 0);
         if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) return;
         if (n > 0) drained += static_cast<size_t>(n);
@@ -217,46 +208,28 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
     Candidates candidates;
-    Attempt attempt = pick_and_connect(context, candidates);
-    char client_text[64];
-    if (!attempt.target) {
-        const bool limited = attempt.at_cap > 0;
-        (limited ? table.rejected_limit : table.rejected_no_target)
-            .fetch_add(1, std::memory_order_relaxed);
-        const char* end = limited                           ? "limit"
-                          : candidates.count == 0           ? "no_target"
-                          : attempt.last_errno == ETIMEDOUT ? "timeout"
-                                                            : "refused_all";
-        const bool reply = context.config.on_no_target == NoTargetReply::http_503;
-        if (log::enabled(log::Level::info)) {
-            peer.format(client_text, sizeof client_text);
-            LOG_INFO(
-                "conn client=%s target=- duration_ms=%.3f bytes_to_target=0 "
-                "bytes_to_client=%zu end=%s",
-                client_text, ms_between(accepted, std::chrono::steady_clock::now()),
-                reply ? sizeof kServiceUnavailable - 1 : 0, end);
-        }
-        if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
-        return;
-    }
+    ConnectOutcome outcome = pick_and_connect(context, candidates);
+    if (!outcome.target)
+        return turn_away(client, peer, context, outcome, candidates, buffers, accepted);
     const auto connected = std::chrono::steady_clock::now();
-    const int index = attempt.slot;
+    const int index = outcome.slot;
     TargetSlot& slot = table.slots[index];
     const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
     slot.connections.fetch_add(1, std::memory_order_relaxed);
     set_no_delay(client);
-    set_no_delay(attempt.target.get());
+    set_no_delay(outcome.target.get());
     RelayResult result;
     result.end = RelayEnd::target_error;
-    if (send_proxy_header(client, peer, target, attempt.target.get(),
+    if (send_proxy_header(client, peer, target, outcome.target.get(),
                           context.config.connect_timeout)) {
         result =
-            relay(client, attempt.target.get(), buffers.to_target, buffers.to_client,
+            relay(client, outcome.target.get(), buffers.to_target, buffers.to_client,
                   ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
                   idle_ms(context.config));
     }
     release(context, index);
     if (log::enabled(log::Level::info)) {
+        char client_text[64];
         char target_text[64];
         peer.format(client_text, sizeof client_text);
         net::Endpoint address;

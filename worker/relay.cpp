@@ -5,30 +5,36 @@
 
 #include <cerrno>
 
+#include "common/check.hpp"
+
 namespace sluice::worker {
 namespace {
+
+// The two ends of a relayed connection; what a direction's step reports as failed.
+enum class Side { none, client, target };
 
 // One direction of the relay: bytes read from `from` wait in `buffer` until written to `to`.
 struct Direction {
     int from;
     int to;
+    Side from_side;
+    Side to_side;
     char* buffer;
     size_t capacity;
     size_t offset = 0;
     size_t pending = 0;
-    bool finished = false;  // EOF read and the write side of `to` shut down
-    bool drained = false;   // the last recv() returned less than the buffer holds
+    bool finished = false;         // EOF read and the write side of `to` shut down
+    bool last_read_short = false;  // the last recv() returned less than the buffer holds
     uint64_t moved = 0;
     std::atomic<uint64_t>* counter = nullptr;
     uint64_t unflushed = 0;  // moved but not yet added to `counter`
     short want_from = 0;     // poll events needed before the next step can progress
     short want_to = 0;
 
-    enum class Status { ok, error_from, error_to };
-
     // Moves bytes without blocking until a socket would block or the direction finishes.
-    // Bounded so one busy direction cannot starve the other.
-    Status pump() {
+    // Bounded so one busy direction cannot starve the other. Returns the side whose socket
+    // failed (a reset or error), or Side::none.
+    Side pump() {
         want_from = want_to = 0;
         for (int round = 0; round < 8; ++round) {
             if (pending > 0) {
@@ -44,36 +50,36 @@ struct Direction {
                 if (n < 0 && errno == EINTR) continue;
                 if (n < 0 && errno == EAGAIN) {
                     want_to = POLLOUT;
-                    return Status::ok;
+                    return Side::none;
                 }
-                return Status::error_to;
+                return to_side;
             }
-            if (finished) return Status::ok;
-            if (drained) {
+            if (finished) return Side::none;
+            if (last_read_short) {
                 // The last read was short, so the socket was empty: wait in poll() instead of
                 // a recv() that would only say EAGAIN (a system call saved per message).
-                drained = false;
+                last_read_short = false;
                 want_from = POLLIN;
-                return Status::ok;
+                return Side::none;
             }
             const ssize_t n = ::recv(from, buffer, capacity, 0);
             if (n > 0) {
                 offset = 0;
                 pending = static_cast<size_t>(n);
-                drained = pending < capacity;
+                last_read_short = pending < capacity;
                 continue;
             }
             if (n == 0) {
                 ::shutdown(to, SHUT_WR);  // pass the half-close on; may fail if `to` is gone
                 finished = true;
-                return Status::ok;
+                return Side::none;
             }
             if (errno == EINTR) continue;
             if (errno == EAGAIN) {
                 want_from = POLLIN;
-                return Status::ok;
+                return Side::none;
             }
-            return Status::error_from;
+            return from_side;
         }
         // Still busy: ask poll() for what this direction needs next; both are ready, so it
         // returns at once.
@@ -81,7 +87,7 @@ struct Direction {
             want_to = POLLOUT;
         else
             want_from = POLLIN;
-        return Status::ok;
+        return Side::none;
     }
 
     bool done() const { return finished && pending == 0; }
@@ -94,74 +100,78 @@ struct Direction {
     static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
-// Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN.
+// Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN. Linux sets
+// SO_LINGER whatever the connection's state (a peer's reset does not make it fail), so a
+// failure here is a bug.
 void make_close_reset(int fd) {
-    const linger abort_on_close{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+    const linger reset{1, 0};
+    SLUICE_CHECK(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
 }
 
 constexpr short kReadable = POLLIN | POLLHUP | POLLERR;
 constexpr short kWritable = POLLOUT | POLLHUP | POLLERR;
 
+// Waits until a socket is ready for what the directions need next (client in fds[0], target
+// in fds[1]). Returns what poll() returned: 0 when `idle_timeout_ms` passed first.
+int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direction& to_client,
+                      int idle_timeout_ms) {
+    fds[0].events = static_cast<short>(to_target.want_from | to_client.want_to);
+    fds[1].events = static_cast<short>(to_client.want_from | to_target.want_to);
+    // A socket nobody waits on is left out, so its POLLHUP cannot spin the loop.
+    fds[0].fd = fds[0].events ? to_target.from : -1;
+    fds[1].fd = fds[1].events ? to_client.from : -1;
+    fds[0].revents = fds[1].revents = 0;
+    int ready;
+    while ((ready = ::poll(fds, 2, idle_timeout_ms)) < 0 && errno == EINTR) {
+    }
+    return ready;
+}
+
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
                   size_t buffer_size, ByteCounters counters, int idle_timeout_ms) {
-    Direction up{client, target, buffer_to_target, buffer_size};
-    Direction down{target, client, buffer_to_client, buffer_size};
-    up.counter = counters.to_target;
-    down.counter = counters.to_client;
-    bool down_finished_first = false;
+    Direction to_target{client, target, Side::client, Side::target, buffer_to_target, buffer_size};
+    Direction to_client{target, client, Side::target, Side::client, buffer_to_client, buffer_size};
+    to_target.counter = counters.to_target;
+    to_client.counter = counters.to_client;
+    bool target_finished_first = false;
     RelayResult result;
-    pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};
+    pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};  // [0] the client, [1] the target
     bool first = true;
     for (;;) {
         // Step only a direction whose sockets poll() reported (or everything at first):
         // this saves a failing recv() per wake-up on the idle side of a request/response.
-        const bool step_up = first || (fds[0].revents & kReadable) || (fds[1].revents & kWritable);
-        const bool step_down =
+        const bool step_to_target =
+            first || (fds[0].revents & kReadable) || (fds[1].revents & kWritable);
+        const bool step_to_client =
             first || (fds[1].revents & kReadable) || (fds[0].revents & kWritable);
         first = false;
-        Direction::Status status = Direction::Status::ok;
-        if (step_up && !up.done()) status = up.pump();
-        if (status == Direction::Status::ok && step_down && !down.done()) {
-            status = down.pump();
-            if (status == Direction::Status::error_from)
-                status = Direction::Status::error_to;
-            else if (status == Direction::Status::error_to)
-                status = Direction::Status::error_from;
-        }
-        if (status != Direction::Status::ok) {
-            // error_from: the client side failed (seen from `up`); error_to: the target side.
-            const bool client_failed = status == Direction::Status::error_from;
+        Side failed = Side::none;
+        if (step_to_target && !to_target.done()) failed = to_target.pump();
+        if (failed == Side::none && step_to_client && !to_client.done()) failed = to_client.pump();
+        if (failed != Side::none) {
+            const bool client_failed = failed == Side::client;
             result.end = client_failed ? RelayEnd::client_error : RelayEnd::target_error;
             make_close_reset(client_failed ? target : client);
             break;
         }
-        if (down.finished && !up.finished) down_finished_first = true;
-        if (up.done() && down.done()) break;
+        if (to_client.finished && !to_target.finished) target_finished_first = true;
+        if (to_target.done() && to_client.done()) break;
 
-        fds[0].events = static_cast<short>(up.want_from | down.want_to);
-        fds[1].events = static_cast<short>(down.want_from | up.want_to);
-        // A socket nobody waits on is left out, so its POLLHUP cannot spin the loop.
-        fds[0].fd = fds[0].events ? client : -1;
-        fds[1].fd = fds[1].events ? target : -1;
-        fds[0].revents = fds[1].revents = 0;
-        int ready;
-        while ((ready = ::poll(fds, 2, idle_timeout_ms)) < 0 && errno == EINTR) {
-        }
-        if (ready == 0) {  // idle too long: cut both sides
+        if (wait_for_progress(fds, to_target, to_client, idle_timeout_ms) == 0) {
+            // Idle too long: cut both sides.
             result.end = RelayEnd::idle_timeout;
             make_close_reset(client);
             make_close_reset(target);
             break;
         }
     }
-    up.flush();
-    down.flush();
-    result.client_finished_first = !down_finished_first;
-    result.bytes_to_target = up.moved;
-    result.bytes_to_client = down.moved;
+    to_target.flush();
+    to_client.flush();
+    result.client_finished_first = !target_finished_first;
+    result.bytes_to_target = to_target.moved;
+    result.bytes_to_client = to_client.moved;
     return result;
 }
 

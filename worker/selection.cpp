@@ -46,7 +46,7 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
     const size_t targets = std::min<size_t>(
         {table.target_count.load(std::memory_order_acquire), kMaxTargets, weights_.size()});
     out.count = 0;
-    out.first = 0;
+    out.chosen = 0;
     bool equal_weights = true;
     for (size_t t = 0; t < targets; ++t) {
         if (table.groups[t].draining.load(std::memory_order_relaxed) != 0) continue;
@@ -75,10 +75,10 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
     out.ticket = table.round_robin.fetch_add(1, std::memory_order_relaxed);
     switch (algorithm_) {
         case Algorithm::round_robin:
-            out.first = equal_weights ? out.ticket % out.count : weighted_choice(out);
+            out.chosen = equal_weights ? out.ticket % out.count : weighted_choice(out);
             break;
         case Algorithm::least_connections:
-            out.first = least_loaded(table, out, out.ticket % out.count, out.count);
+            out.chosen = least_loaded(table, out, out.ticket % out.count, out.count);
             break;
         case Algorithm::random_two: {
             random_state_ ^= random_state_ << 13;  // xorshift64
@@ -87,12 +87,9 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             const size_t a = random_state_ % out.count;
             const size_t b =
                 out.count > 1 ? (a + 1 + (random_state_ >> 32) % (out.count - 1)) % out.count : a;
-            out.first = least_loaded(table, out, a, 1);
-            const size_t other = least_loaded(table, out, b, 1);
-            const uint64_t load_a = table.slots[out.entry[out.first].slot].active.load();
-            const uint64_t load_b = table.slots[out.entry[other].slot].active.load();
-            if (lighter(load_b, out.entry[other].weight, load_a, out.entry[out.first].weight))
-                out.first = other;
+            const uint64_t load_a = table.slots[out.entry[a].slot].active.load();
+            const uint64_t load_b = table.slots[out.entry[b].slot].active.load();
+            out.chosen = lighter(load_b, out.entry[b].weight, load_a, out.entry[a].weight) ? b : a;
             break;
         }
     }

@@ -32,7 +32,7 @@ void smooth_weighted_schedule(const std::vector<uint32_t>& weights, std::vector<
 // candidates touch one page of it, not the whole array.
 struct Candidates {
     size_t count = 0;
-    size_t first = 0;  // position in entry[] of the algorithm's choice
+    size_t chosen = 0;  // position in entry[] of the algorithm's choice
     uint64_t ticket = 0;
     struct Entry {
         uint16_t slot;    // an eligible slot (healthy, target not draining), in slot order
@@ -43,7 +43,7 @@ struct Candidates {
     // in slot order; -1 when all were tried.
     int at(size_t attempt) const {
         if (attempt >= count) return -1;
-        return entry[(first + attempt) % count].slot;
+        return entry[(chosen + attempt) % count].slot;
     }
 };
 

@@ -94,7 +94,7 @@ TEST_P(MisbehavingTarget, IsDetectedWithItsReason) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, MisbehavingTarget,
-                         ::testing::Values(FaultCase{Fault::hang, "timeout", "timeout"},
+                         ::testing::Values(FaultCase{Fault::hang, "response timeout", "timeout"},
                                            FaultCase{Fault::status_500, "status 500", "status 500"},
                                            FaultCase{Fault::garbage, "malformed reply", "garbage"},
                                            FaultCase{Fault::close_mid_reply, "malformed reply",

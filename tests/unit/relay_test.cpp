@@ -76,11 +76,12 @@ protected:
         client_ = make_pair();  // far: the client application; near: what sluice accepted
         target_ = make_pair();  // near: sluice's connection to the target; far: the target
         result_ = std::async(std::launch::async, [this] {
-            return relay(client_.near.get(), target_.near.get(), up_, down_, sizeof up_);
+            return relay(client_.near.get(), target_.near.get(), to_target_, to_client_,
+                         sizeof to_target_);
         });
     }
     TcpPair client_, target_;
-    char up_[16384], down_[16384];
+    char to_target_[16384], to_client_[16384];
     std::future<RelayResult> result_;
 };
 
@@ -131,7 +132,7 @@ TEST_F(Relay, BulkBothWaysAtOnceArrivesIntact) {
 
 TEST_F(Relay, TargetResetResetsTheClient) {
     send_all(client_.far.get(), "hello");
-    char hello[5];  // not up_: the relay is still using its buffers
+    char hello[5];  // not to_target_: the relay is still using its buffers
     EXPECT_EQ(::recv(target_.far.get(), hello, sizeof hello, MSG_WAITALL), 5);
     const linger reset{1, 0};
     ::setsockopt(target_.far.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
