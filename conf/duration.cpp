@@ -23,9 +23,9 @@ std::string parse_duration(std::string_view text, Millis& out) {
     else if (unit == "s")
         scale = 1000;
     else if (unit == "m")
-        scale = 60 * 1000;
+        scale = uint64_t{60} * 1000;
     else if (unit == "h")
-        scale = 3600 * 1000;
+        scale = uint64_t{3600} * 1000;
     else if (unit.empty())
         return "duration \"" + std::string(text) + "\" has no unit (write e.g. \"" +
                std::string(text) + "s\" or \"" + std::string(text) + "ms\")";

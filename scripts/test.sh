@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, builds, and runs every test with
-# ctest: the plain build, then the same suites built with AddressSanitizer +
-# UndefinedBehaviorSanitizer (build-asan/) and with ThreadSanitizer (build-tsan/), and the
-# checks of the docker-compose files. SLUICE_SANITIZERS=0 skips the two sanitizer builds
+# The README's test command: installs what is missing, checks the include layering and the
+# formatting, builds, lints, and runs every test with ctest: the plain build, then the same
+# suites built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and with
+# ThreadSanitizer (build-tsan/), and the checks of the docker-compose files. SLUICE_SANITIZERS=0 skips the two sanitizer builds
 # (a quicker run while working; CI runs them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,10 @@ run_suite() {  # BUILD_DIR, extra cmake arguments
   (cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 }
 
-run_suite build -DSLUICE_SANITIZE=
+# The plain build treats warnings as errors (the sanitizer builds do not: their
+# instrumentation makes gcc warn about code that is fine) and is the one clang-tidy reads.
+run_suite build -DSLUICE_SANITIZE= -DSLUICE_WERROR=ON
+BUILD_DIR=build bash scripts/check-tidy.sh
 BUILD_DIR=build bash scripts/check-compose.sh
 if [[ "${SLUICE_SANITIZERS:-1}" != 0 ]]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1

@@ -25,7 +25,7 @@ namespace {
 // close reads at most this much of what the client still sends, so a client cannot hold
 // the thread for long or make it read for ever.
 constexpr auto kUnavailableDeadline = std::chrono::seconds(1);
-constexpr size_t kDrainCap = 256 * 1024;
+constexpr size_t kDrainCap = size_t{256} * 1024;
 // While every candidate is at its max_connections, how often to look again (until
 // queue_timeout): short against a connection's life, long enough not to spin on the table.
 constexpr auto kQueueRetry = std::chrono::milliseconds(5);

@@ -37,9 +37,9 @@ Picker::Picker(const Config& config) : algorithm_(config.algorithm) {
         slow_start_ms_.push_back(t.slow_start.count());
     }
     random_state_ =
-        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
-            std::hash<std::thread::id>{}(std::this_thread::get_id()) |
-        1;
+        (static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+         std::hash<std::thread::id>{}(std::this_thread::get_id())) |
+        1;  // never zero: xorshift would stay at zero
 }
 
 void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
@@ -62,7 +62,7 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
                 if (since < slow_start_ms_[t]) {
                     weight = std::max<uint32_t>(
                         weights_[t],
-                        static_cast<uint32_t>(weights_[t] * kWeightScale *
+                        static_cast<uint32_t>(int64_t{weights_[t]} * kWeightScale *
                                               std::max<int64_t>(since, 0) / slow_start_ms_[t]));
                 }
             }
