@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "admin/status_report.hpp"
+#include "common/check.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 
@@ -124,8 +125,8 @@ void AdminServer::accept_loop() {
 
 void AdminServer::serve(int client) {
     const timeval timeout{kTimeoutSeconds, 0};
-    ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    SLUICE_CHECK(::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    SLUICE_CHECK(::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == 0);
     std::string head;
     char buffer[2048];
     while (head.find("\r\n\r\n") == std::string::npos) {
