@@ -42,8 +42,6 @@
 
 namespace sluice {
 
-inline constexpr uint32_t kTableMagic = 0x736c6963;  // "slic"
-inline constexpr uint32_t kTableLayoutVersion = 1;
 inline constexpr size_t kCacheLine = 64;
 
 // Why a target is DOWN. Stored as a number in the slot; text from down_reason_name().
@@ -99,8 +97,6 @@ struct alignas(kCacheLine) TargetGroup {
 };
 
 struct SharedTable {
-    std::atomic<uint32_t> magic{kTableMagic};
-    std::atomic<uint32_t> layout_version{kTableLayoutVersion};
     std::atomic<uint64_t> generation{0};
     std::atomic<uint32_t> target_count{0};
 
