@@ -77,8 +77,10 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<int64_t> up_since_ms{0};        // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
 
-    // Traffic counters, written by the worker that owns the connection (fetch_add/sub).
-    std::atomic<uint32_t> active{0};       // connections open now
+    // Traffic counters, written by the worker that owns the connection (fetch_add/sub). Each
+    // is listed once in kTargetStats (common/table_counters.hpp), which every reader walks;
+    // all are 64-bit so that one pointer-to-member type names any of them.
+    std::atomic<uint64_t> active{0};       // connections open now
     std::atomic<uint64_t> connections{0};  // connections made to it, in all
     std::atomic<uint64_t> bytes_to_target{0};
     std::atomic<uint64_t> bytes_to_client{0};
