@@ -18,7 +18,9 @@
 //   slot.passive_failures,
 //   active, connections,
 //   bytes_*; the global
-//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub)
+//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub); and the
+//                           master, fetch_add only, when a replaced generation's last
+//                           process exits: what it counted while draining (not `active`)
 //   worker_active[w]        worker w only; its successor zeroes it and takes it off `active`
 //   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
 //                           connect writes 0 (passive health). Either order is right: a

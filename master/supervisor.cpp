@@ -136,20 +136,29 @@ void Supervisor::reap_children() {
             if (child.pid == pid) on_child_exit(child, status);
         }
     }
-    // Drop the children that will not come back; say when a generation has fully drained.
+    // Drop the children that will not come back; finish a generation once none is left.
     std::vector<uint64_t> finished;
     for (const Child& c : children_) {
         if (c.retiring && c.pid == 0) finished.push_back(c.generation);
     }
     std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
+    std::sort(finished.begin(), finished.end());
+    finished.erase(std::unique(finished.begin(), finished.end()), finished.end());
     for (uint64_t g : finished) {
         const bool left = std::any_of(children_.begin(), children_.end(),
                                       [g](const Child& c) { return c.generation == g; });
-        if (!left && g != current_->number) {
-            LOG_NOTICE("generation %llu has finished: its last process exited",
-                       static_cast<unsigned long long>(g));
-        }
+        if (!left && g != current_->number) finish_generation(g);
     }
+}
+
+void Supervisor::finish_generation(uint64_t number) {
+    LOG_NOTICE("generation %llu has finished: its last process exited",
+               static_cast<unsigned long long>(number));
+    const auto it = std::find_if(draining_.begin(), draining_.end(),
+                                 [number](const auto& g) { return g->number == number; });
+    if (it == draining_.end()) return;
+    carry_over_drained(**it, *current_);
+    draining_.erase(it);  // unmaps its segment: nothing maps it any more
 }
 
 void Supervisor::on_child_exit(Child& child, int status) {
@@ -265,6 +274,8 @@ void Supervisor::reload() {
     for (size_t i = 0; i < children_.size(); ++i) {
         if (!children_[i].retiring) old_children.push_back(i);
     }
+    current_->segment.keep_from_new_children();
+    draining_.push_back(std::move(current_));
     current_ = std::move(next);
     if (new_listener) listener_ = std::move(new_listener);
     if (admin_changed) admin_listener_ = std::move(new_admin);
