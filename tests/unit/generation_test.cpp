@@ -5,19 +5,17 @@
 
 #include <memory>
 
+#include "conf/loader.hpp"
 #include "master/generation.hpp"
 
 namespace sluice {
 namespace {
 
-Config config_of(std::initializer_list<const char*> addresses) {
-    Config config;
-    for (const char* a : addresses) {
-        TargetConfig& t = config.targets.emplace_back();
-        t.address = a;
-        EXPECT_EQ(net::parse_host_port(a, t.host_port), "");
-    }
-    return config;
+// A config listing `addresses` as targets, read as sluice reads its file.
+Config config_of(std::initializer_list<const char*> addresses, const std::string& top = "") {
+    std::string text = top;
+    for (const char* a : addresses) text += "[[targets]]\naddress = \"" + std::string(a) + "\"\n";
+    return parse_config(text, "test.toml");
 }
 
 net::Endpoint endpoint(const std::string& host, uint16_t port) {
@@ -77,9 +75,9 @@ TEST(Generation, DescribeChanges) {
     EXPECT_EQ(describe_changes(*a, *b), "targets +127.0.0.1:8003 -127.0.0.1:8001, workers 2 -> 3");
     auto c = make_generation(config_of({"127.0.0.1:8003", "127.0.0.1:8002"}), 3, b.get());
     EXPECT_EQ(describe_changes(*b, *c), "no change to targets or workers");
-    Config moved = config_of({"127.0.0.1:8003", "127.0.0.1:8002"});
-    moved.listen = {"127.0.0.1", 9000};
-    auto d = make_generation(std::move(moved), 3, c.get());
+    auto d = make_generation(
+        config_of({"127.0.0.1:8003", "127.0.0.1:8002"}, "listen = \"127.0.0.1:9000\"\n"), 3,
+        c.get());
     EXPECT_EQ(describe_changes(*c, *d), "listen 0.0.0.0:80 -> 127.0.0.1:9000");
 }
 
