@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 namespace sluice::admin {
 namespace {
@@ -15,23 +16,6 @@ std::string escape_label(const std::string& text) {
             continue;
         }
         out += c;
-    }
-    return out;
-}
-
-std::string escape_json(const std::string& text) {
-    std::string out;
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20) {
-            char code[8];
-            std::snprintf(code, sizeof code, "\\u%04x", c);
-            out += code;
-        } else {
-            out += static_cast<char>(c);
-        }
     }
     return out;
 }
@@ -92,114 +76,135 @@ StatusSnapshot take_snapshot(const Config& config, const SharedTable& table) {
             if (count == 0) st.reason = down_reason_name(DownReason::unresolved);
             st.last_status = static_cast<int>(slot.last_status.load());
             st.check_seconds = slot.check_us.load() / 1e6;
-            st.active = slot.active.load();
-            st.connections = slot.connections.load();
-            st.connect_failures = slot.passive_failures.load();
-            st.bytes_to_target = slot.bytes_to_target.load();
-            st.bytes_to_client = slot.bytes_to_client.load();
+            for (size_t i = 0; i < kTargetStats.size(); ++i)
+                st.stats[i] = (slot.*kTargetStats[i].field).load();
             s.addresses.push_back(std::move(st));
         }
     }
     return s;
 }
 
-std::string render_prometheus(const StatusSnapshot& s) {
-    std::string out;
-    auto family = [&](const char* name, const char* type, const char* help) {
-        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-    };
-    auto per_address = [&](const char* name, const char* type, const char* help, auto value_of) {
-        family(name, type, help);
+namespace {
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+std::string address_labels(const AddressStatus& a) {
+    return "target=\"" + escape_label(a.target) + "\",address=\"" + escape_label(a.address) + "\"";
+}
+
+const char* type_name(StatType type) { return type == StatType::counter ? "counter" : "gauge"; }
+
+// Every kTargetStats family: HELP and TYPE once, then for each address one sample per entry
+// of the family (adjacent entries share a family and differ by their extra label).
+void render_target_stats(std::string& out, const StatusSnapshot& s) {
+    for (size_t first = 0, last = 0; first < kTargetStats.size(); first = last) {
+        const std::string metric = kTargetStats[first].metric;
+        while (last < kTargetStats.size() && metric == kTargetStats[last].metric) ++last;
+        family(out, kTargetStats[first].metric, type_name(kTargetStats[first].type),
+               kTargetStats[first].help);
         for (const AddressStatus& a : s.addresses) {
-            out += std::string(name) + "{target=\"" + escape_label(a.target) + "\",address=\"" +
-                   escape_label(a.address) + "\"} " + value_of(a) + "\n";
+            for (size_t i = first; i < last; ++i) {
+                const std::string label = kTargetStats[i].label;
+                out += metric + "{" + address_labels(a) + (label.empty() ? "" : ",") + label +
+                       "} " + std::to_string(a.stats[i]) + "\n";
+            }
         }
-    };
-    per_address("sluice_target_up", "gauge", "1 if the address is healthy, else 0.",
-                [](const AddressStatus& a) { return std::string(a.up ? "1" : "0"); });
-    per_address("sluice_target_active_connections", "gauge", "Connections open to the address.",
-                [](const AddressStatus& a) { return std::to_string(a.active); });
-    per_address("sluice_target_connections_total", "counter", "Connections made to the address.",
-                [](const AddressStatus& a) { return std::to_string(a.connections); });
-    per_address("sluice_target_connect_failures_total", "counter",
-                "Connects to the address that failed (refused, unreachable, timeout).",
-                [](const AddressStatus& a) { return std::to_string(a.connect_failures); });
-    family("sluice_target_bytes_total", "counter", "Bytes relayed, by direction.");
-    for (const AddressStatus& a : s.addresses) {
-        const std::string labels =
-            "target=\"" + escape_label(a.target) + "\",address=\"" + escape_label(a.address) + "\"";
-        out += "sluice_target_bytes_total{" + labels + ",direction=\"to_target\"} " +
-               std::to_string(a.bytes_to_target) + "\n";
-        out += "sluice_target_bytes_total{" + labels + ",direction=\"to_client\"} " +
-               std::to_string(a.bytes_to_client) + "\n";
     }
-    per_address("sluice_health_check_duration_seconds", "gauge",
-                "How long the last health check of the address took.",
-                [](const AddressStatus& a) { return number(a.check_seconds); });
-    family("sluice_target_last_failure_info", "gauge",
-           "Why the address is, or last was, DOWN (value always 1).");
-    for (const AddressStatus& a : s.addresses) {
-        if (a.reason.empty()) continue;
-        out += "sluice_target_last_failure_info{target=\"" + escape_label(a.target) +
-               "\",address=\"" + escape_label(a.address) + "\",reason=\"" + escape_label(a.reason) +
-               "\"} 1\n";
-    }
-    family("sluice_connections_total", "counter", "Client connections accepted.");
+}
+
+// The whole-balancer families, after the per-address ones.
+void render_balancer_stats(std::string& out, const StatusSnapshot& s) {
+    family(out, "sluice_connections_total", "counter", "Client connections accepted.");
     out += "sluice_connections_total " + std::to_string(s.connections) + "\n";
-    family("sluice_rejected_total", "counter", "Client connections turned away, by reason.");
+    family(out, "sluice_rejected_total", "counter", "Client connections turned away, by reason.");
     out += "sluice_rejected_total{reason=\"no_target\"} " + std::to_string(s.rejected_no_target) +
            "\n";
     out += "sluice_rejected_total{reason=\"limit\"} " + std::to_string(s.rejected_limit) + "\n";
-    family("sluice_workers", "gauge", "Worker processes of the serving generation.");
+    family(out, "sluice_workers", "gauge", "Worker processes of the serving generation.");
     out += "sluice_workers " + std::to_string(s.workers) + "\n";
-    family("sluice_reloads_total", "counter", "Successful configuration reloads.");
+    family(out, "sluice_reloads_total", "counter", "Successful configuration reloads.");
     out += "sluice_reloads_total " + std::to_string(s.reloads) + "\n";
-    family("sluice_config_generation", "gauge", "Generation number of the serving config.");
+    family(out, "sluice_config_generation", "gauge", "Generation number of the serving config.");
     out += "sluice_config_generation " + std::to_string(s.generation) + "\n";
-    family("sluice_build_info", "gauge", "The running version (value always 1).");
+    family(out, "sluice_build_info", "gauge", "The running version (value always 1).");
     out += "sluice_build_info{version=\"" + escape_label(s.version) + "\"} 1\n";
+}
+
+// One row of the admin page: the address, its state, every kTargetStats entry, its last check.
+std::string html_row(const AddressStatus& a) {
+    std::string row = std::string("<tr class=\"") + (a.up ? "up" : "down") + "\"><td>" +
+                      escape_html(a.target) + "</td><td>" + escape_html(a.address) +
+                      "</td><td class=\"state\">" + (a.up ? "UP" : "DOWN") +
+                      (a.draining ? " (draining)" : "") + "</td><td>" + escape_html(a.reason) +
+                      "</td>";
+    for (const uint64_t value : a.stats) row += "<td>" + std::to_string(value) + "</td>";
+    return row + "<td>" + (a.last_status ? std::to_string(a.last_status) : std::string("-")) +
+           " in " + milliseconds(a.check_seconds) + " ms</td></tr>\n";
+}
+
+std::string html_heading() {
+    std::string heading = "<tr><th>target</th><th>address</th><th>state</th><th>last failure</th>";
+    for (const TargetStat& stat : kTargetStats)
+        heading += std::string("<th>") + stat.column + "</th>";
+    return heading + "<th>last check</th></tr>\n";
+}
+
+}  // namespace
+
+std::string render_prometheus(const StatusSnapshot& s) {
+    std::string out;
+    family(out, "sluice_target_up", "gauge", "1 if the address is healthy, else 0.");
+    for (const AddressStatus& a : s.addresses)
+        out += "sluice_target_up{" + address_labels(a) + "} " + (a.up ? "1" : "0") + "\n";
+    render_target_stats(out, s);
+    family(out, "sluice_health_check_duration_seconds", "gauge",
+           "How long the last health check of the address took.");
+    for (const AddressStatus& a : s.addresses) {
+        out += "sluice_health_check_duration_seconds{" + address_labels(a) + "} " +
+               number(a.check_seconds) + "\n";
+    }
+    family(out, "sluice_target_last_failure_info", "gauge",
+           "Why the address is, or last was, DOWN (value always 1).");
+    for (const AddressStatus& a : s.addresses) {
+        if (a.reason.empty()) continue;
+        out += "sluice_target_last_failure_info{" + address_labels(a) + ",reason=\"" +
+               escape_label(a.reason) + "\"} 1\n";
+    }
+    render_balancer_stats(out, s);
     return out;
 }
 
 std::string render_json(const StatusSnapshot& s) {
-    std::string out = "{\"version\":\"" + escape_json(s.version) +
-                      "\",\"generation\":" + std::to_string(s.generation) +
-                      ",\"reloads\":" + std::to_string(s.reloads) +
-                      ",\"workers\":" + std::to_string(s.workers) +
-                      ",\"connections\":" + std::to_string(s.connections) +
-                      ",\"rejected\":{\"no_target\":" + std::to_string(s.rejected_no_target) +
-                      ",\"limit\":" + std::to_string(s.rejected_limit) + "},\"targets\":[";
-    for (size_t i = 0; i < s.addresses.size(); ++i) {
-        const AddressStatus& a = s.addresses[i];
-        out += std::string(i ? "," : "") + "{\"target\":\"" + escape_json(a.target) +
-               "\",\"address\":\"" + escape_json(a.address) + "\",\"state\":\"" +
-               (a.up ? "UP" : "DOWN") + "\",\"draining\":" + (a.draining ? "true" : "false") +
-               ",\"reason\":\"" + escape_json(a.reason) +
-               "\",\"last_status\":" + std::to_string(a.last_status) +
-               ",\"check_seconds\":" + number(a.check_seconds) +
-               ",\"active_connections\":" + std::to_string(a.active) +
-               ",\"connections\":" + std::to_string(a.connections) +
-               ",\"connect_failures\":" + std::to_string(a.connect_failures) +
-               ",\"bytes_to_target\":" + std::to_string(a.bytes_to_target) +
-               ",\"bytes_to_client\":" + std::to_string(a.bytes_to_client) + "}";
+    using Json = nlohmann::ordered_json;
+    Json targets = Json::array();
+    for (const AddressStatus& a : s.addresses) {
+        Json target = {{"target", a.target},
+                       {"address", a.address},
+                       {"state", a.up ? "UP" : "DOWN"},
+                       {"draining", a.draining},
+                       {"reason", a.reason},
+                       {"last_status", a.last_status},
+                       {"check_seconds", a.check_seconds}};
+        for (size_t i = 0; i < kTargetStats.size(); ++i) target[kTargetStats[i].json] = a.stats[i];
+        targets.push_back(std::move(target));
     }
-    return out + "]}\n";
+    const Json out = {
+        {"version", s.version},
+        {"generation", s.generation},
+        {"reloads", s.reloads},
+        {"workers", s.workers},
+        {"connections", s.connections},
+        {"rejected", {{"no_target", s.rejected_no_target}, {"limit", s.rejected_limit}}},
+        {"targets", std::move(targets)}};
+    // A name that is not UTF-8 is shown with U+FFFD rather than failing the request.
+    return out.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string render_html(const StatusSnapshot& s) {
     std::string rows;
-    for (const AddressStatus& a : s.addresses) {
-        rows += std::string("<tr class=\"") + (a.up ? "up" : "down") + "\"><td>" +
-                escape_html(a.target) + "</td><td>" + escape_html(a.address) +
-                "</td><td class=\"state\">" + (a.up ? "UP" : "DOWN") +
-                (a.draining ? " (draining)" : "") + "</td><td>" + escape_html(a.reason) +
-                "</td><td>" + std::to_string(a.active) + "</td><td>" +
-                std::to_string(a.connections) + "</td><td>" + std::to_string(a.connect_failures) +
-                "</td><td>" + std::to_string(a.bytes_to_target) + "</td><td>" +
-                std::to_string(a.bytes_to_client) + "</td><td>" +
-                (a.last_status ? std::to_string(a.last_status) : std::string("-")) + " in " +
-                milliseconds(a.check_seconds) + " ms</td></tr>\n";
-    }
+    for (const AddressStatus& a : s.addresses) rows += html_row(a);
     return "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
            "<meta http-equiv=\"refresh\" content=\"2\"><title>sluice</title><style>"
            "body{font-family:sans-serif;margin:2em;color:#222}"
@@ -213,11 +218,8 @@ std::string render_html(const StatusSnapshot& s) {
            std::to_string(s.connections) + " connections &middot; " +
            std::to_string(s.rejected_no_target) +
            " answered 503</p>"
-           "<table><caption>Targets (refreshes every 2 s)</caption><tr><th>target</th>"
-           "<th>address</th><th>state</th><th>last failure</th><th>active</th>"
-           "<th>connections</th><th>connect failures</th><th>bytes to target</th>"
-           "<th>bytes to client</th><th>last check</th></tr>\n" +
-           rows + "</table></body></html>\n";
+           "<table><caption>Targets (refreshes every 2 s)</caption>" +
+           html_heading() + rows + "</table></body></html>\n";
 }
 
 }  // namespace sluice::admin

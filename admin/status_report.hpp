@@ -1,13 +1,16 @@
 #pragma once
 // What the admin listener shows: a snapshot of the shared table with the names from the
 // config, rendered as Prometheus text, JSON, or a self-refreshing HTML page. Pure functions
-// over the snapshot, so each format is testable without sockets.
+// over the snapshot, so each format is testable without sockets. The per-address numbers
+// come from kTargetStats: each renderer shows every entry of it, in its order.
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "common/shared_table.hpp"
+#include "common/table_counters.hpp"
 #include "conf/config.hpp"
 
 namespace sluice::admin {
@@ -20,8 +23,7 @@ struct AddressStatus {
     std::string reason;     // why it is (or last was) DOWN; "" if never
     int last_status = 0;    // HTTP status of the last check
     double check_seconds = 0;
-    uint64_t active = 0, connections = 0, connect_failures = 0;
-    uint64_t bytes_to_target = 0, bytes_to_client = 0;
+    std::array<uint64_t, kTargetStats.size()> stats{};  // stats[i] is kTargetStats[i]
 };
 
 struct StatusSnapshot {

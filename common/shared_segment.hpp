@@ -16,6 +16,11 @@ public:
     SharedSegment& operator=(SharedSegment&&) = default;
     ~SharedSegment();
 
+    // Children forked from now on do not inherit this mapping (MADV_DONTFORK): for the
+    // segment of a replaced generation, which only the master still reads while its own
+    // processes drain, so that no newer process keeps it alive.
+    void keep_from_new_children();
+
     SharedTable& table() { return *table_; }
     const SharedTable& table() const { return *table_; }
 

@@ -18,7 +18,9 @@
 //   slot.passive_failures,
 //   active, connections,
 //   bytes_*; the global
-//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub)
+//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub); and the
+//                           master, fetch_add only, when a replaced generation's last
+//                           process exits: what it counted while draining (not `active`)
 //   worker_active[w]        worker w only; its successor zeroes it and takes it off `active`
 //   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
 //                           connect writes 0 (passive health). Either order is right: a
@@ -43,8 +45,6 @@
 
 namespace sluice {
 
-inline constexpr uint32_t kTableMagic = 0x736c6963;  // "slic"
-inline constexpr uint32_t kTableLayoutVersion = 1;
 inline constexpr size_t kCacheLine = 64;
 
 // Why a target is DOWN. Stored as a number in the slot; text from down_reason_name(), which
@@ -99,8 +99,10 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<int64_t> up_since_ms{0};        // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
 
-    // Traffic counters, written by the worker that owns the connection (fetch_add/sub).
-    std::atomic<uint32_t> active{0};       // connections open now
+    // Traffic counters, written by the worker that owns the connection (fetch_add/sub). Each
+    // is listed once in kTargetStats (common/table_counters.hpp), which every reader walks;
+    // all are 64-bit so that one pointer-to-member type names any of them.
+    std::atomic<uint64_t> active{0};       // connections open now
     std::atomic<uint64_t> connections{0};  // connections made to it, in all
     std::atomic<uint64_t> bytes_to_target{0};
     std::atomic<uint64_t> bytes_to_client{0};
@@ -119,8 +121,6 @@ struct alignas(kCacheLine) TargetGroup {
 };
 
 struct SharedTable {
-    std::atomic<uint32_t> magic{kTableMagic};
-    std::atomic<uint32_t> layout_version{kTableLayoutVersion};
     std::atomic<uint64_t> generation{0};
     std::atomic<uint32_t> target_count{0};
 

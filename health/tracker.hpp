@@ -40,10 +40,6 @@ public:
 
     State state() const { return state_; }
     bool up() const { return state_ == State::up; }
-    void set_limits(int rise, int fall) {
-        rise_ = rise;
-        fall_ = fall;
-    }
 
 private:
     int rise_;

@@ -7,16 +7,10 @@
 namespace sluice {
 namespace {
 
-std::string target_key(const TargetConfig& target) { return target.host_port.canonical(); }
-
-int find_target(const Config& config, const std::string& key) {
-    for (size_t i = 0; i < config.targets.size(); ++i) {
-        if (target_key(config.targets[i]) == key) return static_cast<int>(i);
-    }
-    return -1;
-}
-
-void copy_slot(const TargetSlot& from, TargetSlot& to) {
+// Health state as it is; the counters that carry over from the values `mark` read (so that
+// what the old generation adds after this copy is exactly what add_counts_since adds later).
+void copy_slot(const TargetSlot& from, const std::array<uint64_t, kTargetStats.size()>& mark,
+               TargetSlot& to) {
     net::Endpoint address;
     if (from.load_address(address)) to.store_address(address);
     to.last_status.store(from.last_status.load());
@@ -24,19 +18,19 @@ void copy_slot(const TargetSlot& from, TargetSlot& to) {
     to.up_since_ms.store(from.up_since_ms.load());
     to.reason.store(from.reason.load());
     to.up.store(from.up.load());
-    // Counters go on from where they were (Prometheus counters should not reset on a
-    // reload); what the old generation still adds while it drains is not carried.
-    to.passive_failures.store(from.passive_failures.load());
-    to.connections.store(from.connections.load());
-    to.bytes_to_target.store(from.bytes_to_target.load());
-    to.bytes_to_client.store(from.bytes_to_client.load());
+    for (size_t i = 0; i < kTargetStats.size(); ++i) {
+        if (kTargetStats[i].carries_over) (to.*kTargetStats[i].field).store(mark[i]);
+    }
 }
 
 // Carries target `from` of the previous table over to target `to` of the new one.
-void copy_group(const SharedTable& before, size_t from, SharedTable& after, size_t to) {
+void copy_group(const SharedTable& before, const CounterMark& mark, size_t from, SharedTable& after,
+                size_t to) {
     const uint32_t count = before.groups[from].address_count.load();
-    for (size_t a = 0; a < count && a < kAddressesPerTarget; ++a)
-        copy_slot(before.slot(from, a), after.slot(to, a));
+    for (size_t a = 0; a < count && a < kAddressesPerTarget; ++a) {
+        copy_slot(before.slot(from, a), mark.slots[SharedTable::slot_index(from, a)],
+                  after.slot(to, a));
+    }
     after.groups[to].address_count.store(count);
     after.groups[to].draining.store(before.groups[from].draining.load());
 }
@@ -60,8 +54,7 @@ void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
 
 }  // namespace
 
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
-                                            const Generation* previous) {
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous) {
     auto generation = std::make_unique<Generation>();
     generation->number = previous ? previous->number + 1 : 1;
     generation->workers = workers;
@@ -72,20 +65,26 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
     table.workers.store(workers);
     if (previous != nullptr) {
         const SharedTable& before = previous->segment.table();
+        previous->handed_over = std::make_unique<CounterMark>(mark_counters(before));
         table.reloads.store(before.reloads.load() + 1);
-        table.connections.store(before.connections.load());
-        table.rejected_no_target.store(before.rejected_no_target.load());
-        table.rejected_limit.store(before.rejected_limit.load());
+        for (size_t i = 0; i < kTableCounters.size(); ++i)
+            (table.*kTableCounters[i]).store(previous->handed_over->table[i]);
     }
     table.target_count.store(static_cast<uint32_t>(targets.size()));
     for (size_t i = 0; i < targets.size(); ++i) {
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
         if (before >= 0)
-            copy_group(previous->segment.table(), before, table, i);
+            copy_group(previous->segment.table(), *previous->handed_over, before, table, i);
         else
             start_group(targets[i], table, i);
     }
     return generation;
+}
+
+void carry_over_drained(const Generation& finished, Generation& current) {
+    if (finished.handed_over == nullptr) return;
+    add_counts_since(*finished.handed_over, finished.config, finished.segment.table(),
+                     current.config, current.segment.table());
 }
 
 std::string describe_changes(const Generation& before, const Generation& after) {

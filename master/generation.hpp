@@ -1,7 +1,7 @@
 #pragma once
 // A generation: one config with the shared segment made for it. Start-up makes generation
 // 1; each valid reload makes the next one, carrying over what the checker learnt about the
-// targets that are still configured.
+// targets that are still configured, and their counters.
 
 #include <cstdint>
 #include <memory>
@@ -9,6 +9,7 @@
 
 #include "common/shared_segment.hpp"
 #include "conf/config.hpp"
+#include "master/counter_carry.hpp"
 
 namespace sluice {
 
@@ -17,15 +18,22 @@ struct Generation {
     Config config;
     unsigned workers = 1;
     SharedSegment segment;
+    // Set when the next generation is made from this one: the counters it copied, from which
+    // what this generation's draining processes add later is counted (carry_over_drained).
+    std::unique_ptr<CounterMark> handed_over;
 };
 
 // Builds a generation for `config`. Targets also in `previous` (same address, host compared
-// without case) keep their health, reason and resolved address: a target known DOWN stays
-// DOWN until a check says otherwise. Other targets start as at start-up: healthy once their
-// name resolves (resolved here, in the master, never on a connection path), DOWN with the
-// reason `unresolved` otherwise.
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers,
-                                            const Generation* previous);
+// without case) keep their health, reason, resolved address and counters: a target known
+// DOWN stays DOWN until a check says otherwise. Other targets start as at start-up: healthy
+// once their name resolves (resolved here, in the master, never on a connection path), DOWN
+// with the reason `unresolved` otherwise. Sets `previous->handed_over`.
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous);
+
+// Once the last process of `finished` (a generation that handed over) has exited: adds what
+// it counted after the hand-over to `current`, whichever generation serves by then, so each
+// count lands once even when reloads are chained. Gauges are not added.
+void carry_over_drained(const Generation& finished, Generation& current);
 
 // What changed between two generations, for the reload log line:
 // "targets +a:1 -b:2, workers 2 -> 3" or "no change".

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 
 #include "admin/admin_server.hpp"
 #include "common/check.hpp"
@@ -140,20 +141,29 @@ void Supervisor::reap_children() {
             if (child.pid == pid) on_child_exit(child, status);
         }
     }
-    // Drop the children that will not come back; say when a generation has fully drained.
+    // Drop the children that will not come back; finish a generation once none is left.
     std::vector<uint64_t> finished;
     for (const Child& c : children_) {
         if (c.retiring && c.pid == 0) finished.push_back(c.generation);
     }
     std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
+    std::sort(finished.begin(), finished.end());
+    finished.erase(std::unique(finished.begin(), finished.end()), finished.end());
     for (uint64_t g : finished) {
         const bool left = std::any_of(children_.begin(), children_.end(),
                                       [g](const Child& c) { return c.generation == g; });
-        if (!left && g != current_->number) {
-            LOG_NOTICE("generation %llu has finished: its last process exited",
-                       static_cast<unsigned long long>(g));
-        }
+        if (!left && g != current_->number) finish_generation(g);
     }
+}
+
+void Supervisor::finish_generation(uint64_t number) {
+    LOG_NOTICE("generation %llu has finished: its last process exited",
+               static_cast<unsigned long long>(number));
+    const auto it = std::find_if(draining_.begin(), draining_.end(),
+                                 [number](const auto& g) { return g->number == number; });
+    if (it == draining_.end()) return;
+    carry_over_drained(**it, *current_);
+    draining_.erase(it);  // unmaps its segment: nothing maps it any more
 }
 
 void Supervisor::on_child_exit(Child& child, int status) {
@@ -228,17 +238,11 @@ void Supervisor::reload() {
     LOG_NOTICE("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
                static_cast<unsigned long long>(old_number));
     Config config;
-    try {
-        config = load_config(config_path_);
-    } catch (const ConfigError& e) {
-        LOG_ERROR("reload failed, generation %llu keeps serving: %s",
-                  static_cast<unsigned long long>(old_number), e.what());
-        return;
-    }
     Listeners listeners;
     try {
+        config = load_config(config_path_);
         listeners = open_listeners(config, &listeners_);
-    } catch (const ListenError& e) {
+    } catch (const std::runtime_error& e) {  // a ConfigError or a ListenError: nothing changed
         LOG_ERROR("reload failed, generation %llu keeps serving: %s",
                   static_cast<unsigned long long>(old_number), e.what());
         return;
@@ -247,24 +251,28 @@ void Supervisor::reload() {
     auto next = make_generation(std::move(config), workers, current_.get());
     const std::string changes = describe_changes(*current_, *next);
     const milliseconds drain = next->config.drain_timeout;
+    switch_to(std::move(next), std::move(listeners));
+    LOG_NOTICE(
+        "reload done: generation %llu is serving (%s); generation %llu drains for up to "
+        "%lld ms",
+        static_cast<unsigned long long>(current_->number), changes.c_str(),
+        static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
+}
 
-    // Start the new generation first, then let the old one stop accepting and drain: the
-    // listening socket stays open throughout, so nothing is refused in between.
+void Supervisor::switch_to(std::unique_ptr<Generation> next, Listeners listeners) {
     std::vector<size_t> old_children;
     for (size_t i = 0; i < children_.size(); ++i) {
         if (!children_[i].retiring) old_children.push_back(i);
     }
+    const milliseconds drain = next->config.drain_timeout;
+    current_->segment.keep_from_new_children();
+    draining_.push_back(std::move(current_));
     current_ = std::move(next);
     listeners_ = std::move(listeners);
     const size_t first_new = children_.size();
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
     for (size_t i : old_children) retire(children_[i], drain);
-    LOG_NOTICE(
-        "reload done: generation %llu is serving (%s); generation %llu drains for up to "
-        "%lld ms",
-        static_cast<unsigned long long>(current_->number), changes.c_str(),
-        static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
 }
 
 int Supervisor::wait_timeout_ms() const {

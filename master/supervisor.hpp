@@ -6,7 +6,8 @@
 //
 //   SIGCHLD          reap; respawn a child of the current generation (back-off if it keeps
 //                    dying at start; never one that exited with kExitFatal)
-//   SIGHUP           reload: a new generation, then the old one drains (see reload())
+//   SIGHUP           reload: a new generation, then the old one drains (see reload()); when
+//                    its last process exits, what it counted meanwhile joins the current one
 //   SIGTERM, SIGINT  graceful stop: workers finish their connections for up to
 //                    shutdown_timeout; a second one stops at once
 //   SIGQUIT          stop at once
@@ -63,9 +64,16 @@ private:
     void spawn(Child& child);
     [[noreturn]] void run_child(const Child& child);
     void reap_children();
+    // The last process of generation `number` (not the current one) has exited: log it,
+    // carry what it counted while draining into the current generation, unmap its segment.
+    void finish_generation(uint64_t number);
     void on_child_exit(Child& child, int status);
     void respawn_due();
     void reload();
+    // Makes `next` current and starts its children, then retires every child of the older
+    // generations (they drain for next's drain_timeout). The listening sockets stay open
+    // throughout, so the kernel queues what arrives in between: nothing is refused.
+    void switch_to(std::unique_ptr<Generation> next, Listeners listeners);
     void retire(Child& child, std::chrono::milliseconds grace);
     void begin_stop(std::chrono::milliseconds grace);
     void enforce_deadlines();
@@ -80,6 +88,9 @@ private:
     const size_t max_connections_per_worker_;
     Listeners listeners_;
     std::unique_ptr<Generation> current_;
+    // Replaced generations whose processes still run: their segments stay mapped here until
+    // the last one exits, so that what they count while draining is not lost.
+    std::vector<std::unique_ptr<Generation>> draining_;
     std::vector<Child> children_;
     pid_t master_pid_;
     int stop_requests_ = 0;  // SIGTERM/SIGINT received

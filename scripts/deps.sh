@@ -7,6 +7,7 @@ packages=(
   g++ cmake make pkgconf
   libboost-dev libboost-program-options-dev
   libtoml11-dev
+  nlohmann-json3-dev
   libgtest-dev libgmock-dev
   curl
 )

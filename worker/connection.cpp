@@ -93,7 +93,7 @@ ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& 
         if (index < 0) return out;
         TargetSlot& slot = table.slots[index];
         const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
-        const uint32_t before = slot.active.fetch_add(1, std::memory_order_relaxed);
+        const uint64_t before = slot.active.fetch_add(1, std::memory_order_relaxed);
         if (target.max_connections != 0 && before >= target.max_connections) {
             slot.active.fetch_sub(1, std::memory_order_relaxed);
             ++out.at_cap;

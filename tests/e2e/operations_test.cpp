@@ -135,6 +135,46 @@ TEST_F(SluiceTest, LongConnectionSpansAReload) {
     EXPECT_EQ(reply.body, std::string(20 * 1024, 'x'));
 }
 
+// What the old generation counts while it drains is not lost: once its last process exits,
+// the bytes of a download that spanned the reload are in the new generation's /metrics.
+TEST_F(SluiceTest, BytesCountedWhileDrainingReachTheMetrics) {
+    ScriptedServer stream(streaming(20, 50ms));
+    start_backends(1);
+    const std::string target = "127.0.0.1:" + std::to_string(stream.port());
+    const std::string labels = "{target=\"" + target + "\",address=\"" + target + "\"";
+    extra_targets_ = "\n[[targets]]\naddress = \"" + target + "\"\n";
+    const uint16_t admin = free_port();
+    extra_top_ = "drain_timeout = \"10s\"\nadmin = \"127.0.0.1:" + std::to_string(admin) + "\"\n";
+    start_sluice(1);
+    const auto metrics = [&] { return http_request(admin, "GET", "/metrics").body; };
+    size_t streamed = 0;  // what the stream target sent to clients, headers included
+    std::future<HttpReply> download;
+    for (int i = 0; i < 2 && !download.valid(); ++i) {
+        const HttpReply r = get();
+        if (r.instance == "stream") streamed += r.raw.size();
+        if (r.instance == "api-1")
+            download = std::async(std::launch::async,
+                                  [&] { return http_request(port_, "GET", "/", "", 10s); });
+    }
+    ASSERT_TRUE(download.valid());
+    // Generation 1 holds the download when the reload comes (the stream target stays).
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return metrics().find("sluice_target_active_connections" + labels + "} 1\n") !=
+                   std::string::npos;
+        },
+        5s));
+    reload(config_text());
+    const HttpReply reply = download.get();
+    ASSERT_EQ(reply.instance, "stream");
+    streamed += reply.raw.size();
+    ASSERT_TRUE(wait_until([&] { return log_count("generation 1 has finished") > 0; }, 10s))
+        << sluice_->log();
+    EXPECT_THAT(metrics(),
+                HasSubstr("sluice_target_bytes_total" + labels + ",direction=\"to_client\"} " +
+                          std::to_string(streamed) + "\n"));
+}
+
 TEST_F(SluiceTest, KilledWorkerUnderLoadIsReplacedWithinASecond) {
     start_backends(2);
     start_sluice(2);

@@ -1,0 +1,57 @@
+#pragma once
+// The one list of the shared table's traffic counters (as HAProxy's stat_cols_px[]). The copy
+// on reload, the carry-over of what a draining generation adds, the admin snapshot and the
+// Prometheus, JSON and HTML renderers all walk these lists, so a new per-address counter costs
+// one field in TargetSlot and one line in kTargetStats. Types and constexpr data only.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "common/shared_table.hpp"
+
+namespace sluice {
+
+enum class StatType { counter, gauge };
+
+// One per-address number of TargetSlot.
+struct TargetStat {
+    std::atomic<uint64_t> TargetSlot::*field;
+    StatType type;
+    // Counters go on across a reload (Prometheus counters must not reset), and what the
+    // draining generation adds later is carried too; a gauge of this generation's open
+    // connections starts again at 0.
+    bool carries_over;
+    const char* metric;  // Prometheus family; entries with the same family must be adjacent
+    const char* label;   // an extra Prometheus label, e.g. direction="to_target", or ""
+    const char* help;    // Prometheus HELP, the same on every entry of a family
+    const char* json;    // key in each /status target
+    const char* column;  // heading on the admin page
+};
+
+inline constexpr std::array kTargetStats = {
+    TargetStat{&TargetSlot::active, StatType::gauge, false, "sluice_target_active_connections", "",
+               "Connections open to the address.", "active_connections", "active"},
+    TargetStat{&TargetSlot::connections, StatType::counter, true, "sluice_target_connections_total",
+               "", "Connections made to the address.", "connections", "connections"},
+    TargetStat{&TargetSlot::passive_failures, StatType::counter, true,
+               "sluice_target_connect_failures_total", "",
+               "Connects to the address that failed (refused, unreachable, timeout).",
+               "connect_failures", "connect failures"},
+    TargetStat{&TargetSlot::bytes_to_target, StatType::counter, true, "sluice_target_bytes_total",
+               "direction=\"to_target\"", "Bytes relayed, by direction.", "bytes_to_target",
+               "bytes to target"},
+    TargetStat{&TargetSlot::bytes_to_client, StatType::counter, true, "sluice_target_bytes_total",
+               "direction=\"to_client\"", "Bytes relayed, by direction.", "bytes_to_client",
+               "bytes to client"},
+};
+
+// The whole-balancer counters that every worker adds to: carried over on reload like the
+// per-address ones. (Rendered by name in admin/status_report.cpp: their shapes differ.)
+inline constexpr std::array kTableCounters = {
+    &SharedTable::connections,
+    &SharedTable::rejected_no_target,
+    &SharedTable::rejected_limit,
+};
+
+}  // namespace sluice

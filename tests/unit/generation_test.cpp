@@ -1,0 +1,152 @@
+// Generations on reload: what carries over, the change line, and what a draining generation
+// counts after the switch reaching the generation that serves when it ends, exactly once.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "conf/loader.hpp"
+#include "master/generation.hpp"
+
+namespace sluice {
+namespace {
+
+// A config listing `addresses` as targets, read as sluice reads its file.
+Config config_of(std::initializer_list<const char*> addresses, const std::string& top = "") {
+    std::string text = top;
+    for (const char* a : addresses) text += "[[targets]]\naddress = \"" + std::string(a) + "\"\n";
+    return parse_config(text, "test.toml");
+}
+
+net::Endpoint endpoint(const std::string& host, uint16_t port) {
+    std::string error;
+    auto list = net::resolve({host, port}, error);
+    EXPECT_FALSE(list.empty()) << error;
+    return list.front();
+}
+
+// What workers of `table` do for one connection to address `a` of target `t`.
+void serve(SharedTable& table, size_t t, size_t a, uint64_t bytes, bool still_open = false) {
+    table.connections.fetch_add(1);
+    TargetSlot& slot = table.slot(t, a);
+    slot.connections.fetch_add(1);
+    slot.bytes_to_target.fetch_add(bytes);
+    slot.bytes_to_client.fetch_add(2 * bytes);
+    if (still_open) slot.active.fetch_add(1);
+}
+
+TEST(Generation, ReloadCarriesHealthAndCountersOfKeptTargets) {
+    auto first = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 2, nullptr);
+    SharedTable& before = first->segment.table();
+    EXPECT_EQ(before.groups[0].address_count, 1u);
+    EXPECT_EQ(before.slot(0, 0).up, 1u) << "a target that resolves starts healthy";
+    before.slot(0, 0).up = 0;
+    before.slot(0, 0).reason = static_cast<uint32_t>(DownReason::refused);
+    before.slot(0, 0).passive_failures = 4;
+    before.rejected_limit = 6;
+    serve(before, 0, 0, 10, true);
+
+    auto second = make_generation(config_of({"127.0.0.1:8003", "127.0.0.1:8001"}), 3, first.get());
+    const SharedTable& after = second->segment.table();
+    EXPECT_EQ(second->number, 2u);
+    EXPECT_EQ(after.generation, 2u);
+    EXPECT_EQ(after.reloads, 1u);
+    EXPECT_EQ(after.connections, 1u);
+    EXPECT_EQ(after.rejected_limit, 6u);
+    const TargetSlot& kept = after.slot(1, 0);
+    net::Endpoint address;
+    ASSERT_TRUE(kept.load_address(address));
+    EXPECT_EQ(address.to_string(), "127.0.0.1:8001");
+    EXPECT_EQ(kept.up, 0u) << "known DOWN stays DOWN";
+    EXPECT_EQ(kept.reason, static_cast<uint32_t>(DownReason::refused));
+    EXPECT_EQ(kept.passive_failures, 4u);
+    EXPECT_EQ(kept.connections, 1u);
+    EXPECT_EQ(kept.bytes_to_client, 20u);
+    EXPECT_EQ(kept.active, 0u) << "the open connection belongs to the old generation";
+    EXPECT_EQ(after.slot(0, 0).up, 1u);
+    EXPECT_EQ(after.slot(0, 0).connections, 0u);
+    ASSERT_NE(first->handed_over, nullptr);
+    EXPECT_EQ(second->handed_over, nullptr);
+}
+
+TEST(Generation, DescribeChanges) {
+    auto a = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 2, nullptr);
+    auto b = make_generation(config_of({"127.0.0.1:8002", "127.0.0.1:8003"}), 3, a.get());
+    EXPECT_EQ(describe_changes(*a, *b), "targets +127.0.0.1:8003 -127.0.0.1:8001, workers 2 -> 3");
+    auto c = make_generation(config_of({"127.0.0.1:8003", "127.0.0.1:8002"}), 3, b.get());
+    EXPECT_EQ(describe_changes(*b, *c), "no change to targets or workers");
+    auto d = make_generation(
+        config_of({"127.0.0.1:8003", "127.0.0.1:8002"}, "listen = \"127.0.0.1:9000\"\n"), 3,
+        c.get());
+    EXPECT_EQ(describe_changes(*c, *d), "listen 0.0.0.0:80 -> 127.0.0.1:9000");
+}
+
+TEST(Generation, WhatADrainingGenerationCountsJoinsTheCurrentOne) {
+    auto first = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 2, nullptr);
+    serve(first->segment.table(), 0, 0, 10);
+    auto second = make_generation(config_of({"127.0.0.1:8001"}), 2, first.get());
+    // After the switch: the old workers finish connections, the new ones serve.
+    serve(first->segment.table(), 0, 0, 100, true);
+    serve(first->segment.table(), 1, 0, 1000);  // a target the new config dropped
+    first->segment.table().rejected_no_target.fetch_add(3);
+    serve(second->segment.table(), 0, 0, 5, true);
+
+    carry_over_drained(*first, *second);
+    const SharedTable& now = second->segment.table();
+    EXPECT_EQ(now.connections, 4u);
+    EXPECT_EQ(now.rejected_no_target, 3u);
+    const TargetSlot& slot = now.slot(0, 0);
+    EXPECT_EQ(slot.connections, 3u);
+    EXPECT_EQ(slot.bytes_to_target, 115u);
+    EXPECT_EQ(slot.bytes_to_client, 230u);
+    EXPECT_EQ(slot.active, 1u) << "only the current generation's open connection";
+}
+
+TEST(Generation, ChainedReloadsCountEachConnectionOnce) {
+    auto g1 = make_generation(config_of({"127.0.0.1:8001"}), 1, nullptr);
+    serve(g1->segment.table(), 0, 0, 1);
+    auto g2 = make_generation(config_of({"127.0.0.1:8001"}), 1, g1.get());
+    serve(g1->segment.table(), 0, 0, 10);  // g1 drains
+    serve(g2->segment.table(), 0, 0, 100);
+    auto g3 = make_generation(config_of({"127.0.0.1:8001"}), 1, g2.get());
+    serve(g1->segment.table(), 0, 0, 1000);  // g1 still drains, g2 too
+    serve(g2->segment.table(), 0, 0, 10000);
+    serve(g3->segment.table(), 0, 0, 100000);
+    // g1 ends first, when g3 already serves, then g2: both hand to g3.
+    carry_over_drained(*g1, *g3);
+    carry_over_drained(*g2, *g3);
+    const TargetSlot& slot = g3->segment.table().slot(0, 0);
+    EXPECT_EQ(slot.connections, 6u);
+    EXPECT_EQ(slot.bytes_to_target, 111111u);
+    EXPECT_EQ(g3->segment.table().connections, 6u);
+}
+
+TEST(CounterCarry, FollowsTheAddressNotTheSlotOnPlainTables) {
+    auto from = std::make_unique<SharedTable>();
+    auto to = std::make_unique<SharedTable>();
+    const Config config = config_of({"web:80"});
+    from->target_count = 1;
+    from->groups[0].address_count = 2;
+    from->slot(0, 0).store_address(endpoint("10.0.0.1", 80));
+    from->slot(0, 1).store_address(endpoint("10.0.0.2", 80));
+    from->slot(0, 1).connections = 7;
+    const CounterMark mark = mark_counters(*from);
+    EXPECT_EQ(mark.slots.size(), kAddressesPerTarget);
+    from->slot(0, 0).connections += 1;
+    from->slot(0, 1).connections += 2;
+    from->slot(0, 1).passive_failures += 3;
+    from->slot(0, 1).active += 4;
+    // In the current table the checker has since put 10.0.0.2 first, and 10.0.0.1 is gone.
+    to->groups[0].address_count = 1;
+    to->slot(0, 0).store_address(endpoint("10.0.0.2", 80));
+    to->slot(0, 0).connections = 50;
+
+    add_counts_since(mark, config, *from, config, *to);
+    EXPECT_EQ(to->slot(0, 0).connections, 52u);
+    EXPECT_EQ(to->slot(0, 0).passive_failures, 3u);
+    EXPECT_EQ(to->slot(0, 0).active, 0u);
+    EXPECT_EQ(to->slot(0, 1).connections, 0u) << "a vanished address gets nothing";
+}
+
+}  // namespace
+}  // namespace sluice
