@@ -7,6 +7,7 @@ packages=(
   g++ cmake make pkgconf
   libboost-dev libboost-program-options-dev
   libtoml11-dev
+  libcpp-httplib-dev  # spells-api, the demo backend
   libgtest-dev libgmock-dev
   curl
 )
