@@ -38,8 +38,6 @@ std::string describe_status(int status) {
     return "stopped";
 }
 
-const char* role_name(bool health) { return health ? "health" : "worker"; }
-
 // Switches a child to the configured user and group before it touches any connection.
 // Failing to is fatal: running as root by mistake is worse than not running.
 void drop_privileges(const Config& config) {
@@ -78,6 +76,8 @@ Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_work
       current_(std::move(first)),
       master_pid_(getpid()) {}
 
+const char* Supervisor::role_name(Role role) { return role == Role::health ? "health" : "worker"; }
+
 void Supervisor::add_children_of_current() {
     const uint64_t g = current_->number;
     children_.push_back(Child{Role::health, 0, g});
@@ -95,12 +95,12 @@ void Supervisor::spawn(Child& child) {
     if (pid == 0) run_child(child);
     child.pid = pid;
     child.started = Clock::now();
-    LOG_NOTICE("started %s process %d (generation %llu)", role_name(child.role == Role::health),
-               pid, static_cast<unsigned long long>(child.generation));
+    LOG_NOTICE("started %s process %d (generation %llu)", role_name(child.role), pid,
+               static_cast<unsigned long long>(child.generation));
 }
 
 void Supervisor::run_child(const Child& child) {
-    log::set_role(role_name(child.role == Role::health));
+    log::set_role(role_name(child.role));
     log::set_level(current_->config.log_level);
     drop_privileges(current_->config);
     // A child never outlives the master; if the master died before prctl, leave now.
@@ -168,7 +168,7 @@ void Supervisor::finish_generation(uint64_t number) {
 
 void Supervisor::on_child_exit(Child& child, int status) {
     child.pid = 0;
-    const char* role = role_name(child.role == Role::health);
+    const char* role = role_name(child.role);
     if (child.retiring) {
         LOG_NOTICE("%s process of generation %llu %s", role,
                    static_cast<unsigned long long>(child.generation),

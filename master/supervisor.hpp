@@ -46,6 +46,7 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     enum class Role { health, worker };
+    static const char* role_name(Role role);
     struct Child {
         Role role;
         int index;  // worker number, from 1

@@ -10,8 +10,8 @@ bin=${BUILD_DIR:-build}
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-"$bin/compose/spells-api/spells-api" --host 127.0.0.1 --port 8001 --name http-api-1 & pids+=($!)
-"$bin/compose/spells-api/spells-api" --host 127.0.0.1 --port 8002 --name http-api-2 & pids+=($!)
+"$bin/demo/spells-api/spells-api" --host 127.0.0.1 --port 8001 --name http-api-1 & pids+=($!)
+"$bin/demo/spells-api/spells-api" --host 127.0.0.1 --port 8002 --name http-api-2 & pids+=($!)
 echo "sluice on 127.0.0.1:8080; try: curl -i 127.0.0.1:8080/api/spells   (Ctrl-C stops)" >&2
 "$bin/master/sluice" --config conf/demo.toml "$@" & pids+=($!)
 wait "${pids[-1]}"

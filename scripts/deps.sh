@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-program-options-dev
   libtoml11-dev
   nlohmann-json3-dev
+  libcpp-httplib-dev  # spells-api, the demo backend
   libgtest-dev libgmock-dev
   curl
 )
