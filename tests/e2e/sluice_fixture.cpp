@@ -100,17 +100,22 @@ void SluiceTest::launch_sluice(int workers) {
     argv.push_back(config_path_);
     argv.push_back("--workers");
     argv.push_back(std::to_string(workers));
-    sluice_ = std::make_unique<Process>(argv, dir_.path() + "/sluice.log");
+    // A test may start sluice more than once: the log is appended to, and only what this
+    // start wrote names its ports.
+    const std::string log_path = dir_.path() + "/sluice.log";
+    sluice_.reset();
+    const size_t from = read_file(log_path).size();
+    sluice_ = std::make_unique<Process>(argv, log_path);
     // The master logs its admin listener (if any), then "sluice VERSION listening on
     // ADDRESS:PORT", before it forks anything.
     ASSERT_TRUE(wait_until(
         [&] {
-            port_ = logged_port(sluice_->log(), " listening on ");
+            port_ = logged_port(sluice_->log().substr(from), " listening on ");
             return port_ != 0 || !sluice_->running();
         },
         kPatience));
     ASSERT_NE(port_, 0) << "sluice did not log its port: " << sluice_->log();
-    admin_port_ = logged_port(sluice_->log(), "admin listener on ");
+    admin_port_ = logged_port(sluice_->log().substr(from), "admin listener on ");
 }
 
 bool SluiceTest::start_sluice_with_hosts(int workers, const std::string& hosts) {
