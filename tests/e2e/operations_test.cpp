@@ -97,6 +97,20 @@ TEST_F(SluiceTest, InvalidReloadKeepsServingAndSaysWhere) {
     EXPECT_EQ(get().status, 200);
 }
 
+// listen and admin on port 0: a reload that keeps both keeps their sockets, so the ports the
+// kernel gave at start keep serving and no new listener is opened.
+TEST_F(SluiceTest, PortsGivenForPortZeroSurviveAReload) {
+    start_backends(1);
+    with_admin_ = true;
+    start_sluice(1);
+    ASSERT_NE(admin_port_, 0) << sluice_->log();
+    reload(config_text());
+    EXPECT_EQ(get().status, 200);
+    EXPECT_EQ(admin("/status").status, 200);
+    EXPECT_EQ(log_count(" listening on "), 1) << sluice_->log();
+    EXPECT_EQ(log_count("admin listener on "), 1) << sluice_->log();
+}
+
 TEST_F(SluiceTest, HealthStateSurvivesAReload) {
     // A target that accepts traffic but whose health check never answers: DOWN (timeout).
     // If a reload reset it to UP it would get connections until its first check timed out.
