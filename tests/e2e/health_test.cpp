@@ -173,8 +173,11 @@ TEST_F(SluiceTest, PassiveMarkDownLosesNoConnection) {
     ASSERT_TRUE(wait_until([&] { return load.ok() > 300; }, kPatience));
     load.stop();
     EXPECT_EQ(load.failed(), 0) << load.last_failure();
-    // A worker took it out, once for all workers.
-    EXPECT_EQ(log_count("seen by a worker"), 1) << sluice_->log();
+    // It was taken out, and by one worker at most for all of them: a worker's failed
+    // connect usually comes first, but a check in flight when the target died may have
+    // marked it DOWN before any worker saw it (then no worker logs a mark-down).
+    EXPECT_GE(log_count(" DOWN: "), 1) << sluice_->log();
+    EXPECT_LE(log_count("seen by a worker"), 1) << sluice_->log();
 }
 
 TEST_F(SluiceTest, NameWithSeveralAddressesBecomesSeveralTargetsAndFollowsChanges) {
