@@ -30,7 +30,7 @@ std::string HostPort::canonical() const {
     return key;
 }
 
-std::string parse_host_port(std::string_view text, HostPort& out) {
+std::string parse_host_port(std::string_view text, HostPort& out, bool port_zero_ok) {
     std::string_view host;
     std::string_view port;
     if (!text.empty() && text.front() == '[') {
@@ -63,8 +63,9 @@ std::string parse_host_port(std::string_view text, HostPort& out) {
     const bool digits_only = !port.empty() && ptr == end;
     if (!digits_only || (ec != std::errc() && ec != std::errc::result_out_of_range))
         return "port '" + std::string(port) + "' is not a number";
-    if (ec == std::errc::result_out_of_range || value == 0 || value > 65535)
-        return "port " + std::string(port) + " is out of range (1-65535)";
+    if (ec == std::errc::result_out_of_range || (value == 0 && !port_zero_ok) || value > 65535)
+        return "port " + std::string(port) + " is out of range (" + (port_zero_ok ? "0" : "1") +
+               "-65535)";
     out.host = std::string(host);
     out.port = static_cast<uint16_t>(value);
     return {};

@@ -30,7 +30,8 @@ struct HostPort {
 };
 
 // Parses "host:port" / "[v6]:port". Returns an empty string on success, else what is wrong.
-std::string parse_host_port(std::string_view text, HostPort& out);
+// Port 0 is accepted only with `port_zero_ok` (an address to listen on: the kernel picks).
+std::string parse_host_port(std::string_view text, HostPort& out, bool port_zero_ok = false);
 
 // A resolved IPv4 or IPv6 socket address.
 struct Endpoint {

@@ -143,10 +143,12 @@ private:
     std::string where_;
 };
 
-net::HostPort host_port(const TableReader& reader, const std::string& key,
-                        const std::string& text) {
+// `listen` and `admin` may name port 0: the kernel picks a free port, which the start-up log
+// names (for tests that run many instances side by side).
+net::HostPort host_port(const TableReader& reader, const std::string& key, const std::string& text,
+                        bool port_zero_ok = false) {
     net::HostPort out;
-    const std::string error = net::parse_host_port(text, out);
+    const std::string error = net::parse_host_port(text, out, port_zero_ok);
     if (!error.empty())
         fail(reader.file(), *reader.find(key), "\"" + key + "\" = \"" + text + "\": " + error);
     return out;
@@ -291,7 +293,7 @@ void read_admin(const TableReader& reader, Config& config) {
     reader.boolean("admin_allow_remote", config.admin_allow_remote);
     const std::string* admin = reader.string("admin");
     if (admin == nullptr) return;
-    config.admin = host_port(reader, "admin", *admin);
+    config.admin = host_port(reader, "admin", *admin, true);
     if (!config.admin_allow_remote && !is_loopback(config.admin->host))
         fail(reader.file(), *reader.find("admin"),
              "\"admin\" = \"" + *admin +
@@ -325,7 +327,7 @@ void read_targets(const TableReader& reader, const std::string& file, Config& co
 // The listener, workers, time-outs and policies at the top level (targets excepted).
 void read_top_level(const TableReader& reader, Config& config) {
     if (const std::string* listen = reader.string("listen"))
-        config.listen = host_port(reader, "listen", *listen);
+        config.listen = host_port(reader, "listen", *listen, true);
     if (reader.find("workers")) {
         int workers = 1;
         reader.integer("workers", workers, 1, static_cast<int>(kMaxWorkers));

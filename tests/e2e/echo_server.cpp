@@ -7,41 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <stdexcept>
-
-#include "harness.hpp"
+#include <vector>
 
 namespace sluice::test {
-
-EchoServer::EchoServer() {
-    listen_fd_ = listen_loopback(512, port_, "EchoServer");
-    acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-EchoServer::~EchoServer() {
-    stopping_ = true;
-    ::shutdown(listen_fd_, SHUT_RDWR);  // this test-local socket is ours alone
-    acceptor_.join();
-    ::close(listen_fd_);
-    std::lock_guard lock(mutex_);
-    for (auto& t : connections_) t.join();
-}
-
-void EchoServer::accept_loop() {
-    for (;;) {
-        pollfd pfd{listen_fd_, POLLIN, 0};
-        ::poll(&pfd, 1, 100);
-        if (stopping_) return;
-        if (!(pfd.revents & POLLIN)) continue;
-        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0) continue;
-        std::lock_guard lock(mutex_);
-        connections_.emplace_back([this, fd] {
-            serve(fd);
-            ::close(fd);
-        });
-    }
-}
 
 // Blocking sends, but never blocked for more than 100 ms without looking at `stopping_`.
 bool EchoServer::send_all(int fd, const char* data, size_t size) {
@@ -49,7 +17,7 @@ bool EchoServer::send_all(int fd, const char* data, size_t size) {
     while (sent < size) {
         pollfd p{fd, POLLOUT, 0};
         if (::poll(&p, 1, 100) == 0) {
-            if (stopping_) return false;
+            if (server_.stopping()) return false;
             continue;
         }
         const ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -70,7 +38,7 @@ void EchoServer::serve(int fd) {
     for (;;) {
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 100) == 0) {
-            if (stopping_) break;
+            if (server_.stopping()) break;
             continue;
         }
         const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);

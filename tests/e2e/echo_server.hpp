@@ -6,20 +6,18 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
-#include <thread>
-#include <vector>
+
+#include "harness.hpp"
 
 namespace sluice::test {
 
 class EchoServer {
 public:
-    EchoServer();   // listens on 127.0.0.1, on a port of the kernel's choice
-    ~EchoServer();  // stops accepting, wakes every connection thread and joins it
+    EchoServer() = default;  // listens on 127.0.0.1, on a port of the kernel's choice
     EchoServer(const EchoServer&) = delete;
     EchoServer& operator=(const EchoServer&) = delete;
 
-    uint16_t port() const { return port_; }
+    uint16_t port() const { return server_.port(); }
     // Connections that sent at least one byte.
     int connections_with_data() const { return with_data_.load(); }
     // Of those: the ones that ended with the peer's EOF, every byte echoed and the write side
@@ -30,18 +28,13 @@ public:
     uint64_t bytes_echoed() const { return bytes_.load(); }
 
 private:
-    void accept_loop();
     void serve(int fd);
     bool send_all(int fd, const char* data, size_t size);
 
-    int listen_fd_ = -1;
-    uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
     std::atomic<int> with_data_{0}, completed_{0}, failed_{0};
     std::atomic<uint64_t> bytes_{0};
-    std::thread acceptor_;
-    std::mutex mutex_;
-    std::vector<std::thread> connections_;
+    // Last: destroyed first, so that its threads are joined while the counters still exist.
+    LoopbackServer server_{512, "EchoServer", [this](int fd) { serve(fd); }};
 };
 
 }  // namespace sluice::test

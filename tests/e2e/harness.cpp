@@ -22,17 +22,34 @@ namespace sluice::test {
 
 using Clock = std::chrono::steady_clock;
 
-uint16_t free_port() {
+int reserve_port(const std::string& host, uint16_t& port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
     socklen_t len = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+    if (fd < 0 || ::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1 ||
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw std::runtime_error("free_port: " + std::string(std::strerror(errno)));
-    ::close(fd);
-    return ntohs(addr.sin_port);
+        throw std::runtime_error("reserve_port " + host + ":" + std::to_string(port) + ": " +
+                                 std::strerror(errno));
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
+uint16_t logged_port(const std::string& log, const std::string& prefix) {
+    for (size_t at = log.find(prefix); at != std::string::npos; at = log.find(prefix, at + 1)) {
+        size_t p = at + prefix.size();
+        if (p < log.size() && log[p] == '[') p = log.find(']', p);
+        p = p == std::string::npos ? p : log.find(':', p);
+        const size_t eol = log.find('\n', at);
+        if (p == std::string::npos || p > eol) continue;
+        const unsigned long port = std::strtoul(log.c_str() + p + 1, nullptr, 10);
+        if (port > 0 && port <= 65535) return static_cast<uint16_t>(port);
+    }
+    return 0;
 }
 
 int listen_loopback(int backlog, uint16_t& port, const char* who) {
@@ -58,6 +75,37 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
     }
 }
 
+LoopbackServer::LoopbackServer(int backlog, const char* who, std::function<void(int fd)> serve)
+    : serve_(std::move(serve)) {
+    listen_fd_ = listen_loopback(backlog, port_, who);
+    acceptor_ = std::thread([this] { accept_loop(); });
+}
+
+LoopbackServer::~LoopbackServer() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);  // this test-local socket is ours alone
+    acceptor_.join();
+    ::close(listen_fd_);
+    std::lock_guard lock(mutex_);
+    for (auto& t : connections_) t.join();
+}
+
+void LoopbackServer::accept_loop() {
+    for (;;) {
+        pollfd pfd{listen_fd_, POLLIN, 0};
+        ::poll(&pfd, 1, 100);
+        if (stopping_) return;
+        if (!(pfd.revents & POLLIN)) continue;
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        std::lock_guard lock(mutex_);
+        connections_.emplace_back([this, fd] {
+            serve_(fd);
+            ::close(fd);
+        });
+    }
+}
+
 TempDir::TempDir() {
     char pattern[] = "/tmp/sluice-test-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -80,6 +128,13 @@ std::string read_file(const std::string& path) {
     std::ostringstream out;
     out << in.rdbuf();
     return out.str();
+}
+
+int count_of(const std::string& text, const std::string& needle) {
+    int n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+    return n;
 }
 
 namespace {
@@ -208,11 +263,11 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
     return reply;
 }
 
-LoadGenerator::LoadGenerator(uint16_t port, int clients) {
+LoadGenerator::LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request) {
     for (int i = 0; i < clients; ++i) {
-        threads_.emplace_back([this, port] {
+        threads_.emplace_back([this, port, per_request] {
             while (!stop_) {
-                const HttpReply reply = http_request(port, "GET", "/api/spells");
+                const HttpReply reply = http_request(port, "GET", "/api/spells", "", per_request);
                 if (reply.status == 200) {
                     ++ok_;
                 } else {
@@ -255,6 +310,24 @@ bool pid_alive(pid_t pid) {
     if (stat.empty()) return false;
     const auto close = stat.rfind(')');
     return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+long count_fds(pid_t pid, long below) {
+    long n = 0;
+    std::error_code ec;
+    for (const auto& entry :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        if (below < 0 || std::stol(entry.path().filename().string()) < below) ++n;
+    }
+    return n;
+}
+
+long threads_of(pid_t pid) {
+    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("Threads:", 0) == 0) return std::stol(line.substr(8));
+    return 0;
 }
 
 }  // namespace sluice::test

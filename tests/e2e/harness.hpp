@@ -1,7 +1,7 @@
 #pragma once
-// What the end-to-end tests need to drive real processes over loopback: free ports, child
-// processes with their output in a file, HTTP requests with deadlines, and waiting on a
-// condition with a deadline (never a fixed sleep).
+// What the end-to-end tests need to drive real processes over loopback: reserved ports, child
+// processes with their output in a file, servers inside the test process, load, HTTP requests with
+// deadlines, and waiting on a condition with a deadline (never a fixed sleep).
 
 #include <sys/types.h>
 
@@ -17,8 +17,23 @@ namespace sluice::test {
 
 using namespace std::chrono_literals;
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
-uint16_t free_port();
+// The deadline for a condition that holds after a few steps of the programs under test (a
+// process started, a line logged, a child respawned): generous, because a sanitizer build on
+// two busy cores is many times slower than usual; a wait ends as soon as its condition holds.
+inline constexpr auto kPatience = 30s;
+
+// A port reserved on `host` for a program the test starts later (a backend that is stopped and
+// restarted on the same port, or an address a config must name in advance): a socket bound
+// with SO_REUSEADDR that never listens, kept open until the test closes it. The program binds
+// the same port with SO_REUSEADDR beside it, while the kernel gives the port to no other
+// bind(0), so tests running in parallel cannot take it (binding, closing and reusing the
+// number would race). `port` 0: the kernel picks one (returned in `port`). Returns the fd.
+int reserve_port(const std::string& host, uint16_t& port);
+
+// The port in the first line of `log` that contains `prefix` followed by an address
+// ("127.0.0.1:PORT" or "[::1]:PORT"): how the test learns the port that a program it started
+// on port 0 was given. 0 while there is no such line.
+uint16_t logged_port(const std::string& log, const std::string& prefix);
 
 // A listening socket on 127.0.0.1 at a port the kernel picks (returned in `port`), for the
 // test's own servers. Throws std::runtime_error naming `who` on failure.
@@ -26,6 +41,32 @@ int listen_loopback(int backlog, uint16_t& port, const char* who);
 
 // Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A TCP server on 127.0.0.1 (a port of the kernel's choice) inside the test process: every
+// connection gets a thread that runs `serve(fd)`; the socket is closed afterwards. The
+// destructor stops accepting, lets each `serve` see stopping() (they poll it at least every
+// 100 ms) and joins every thread.
+class LoopbackServer {
+public:
+    LoopbackServer(int backlog, const char* who, std::function<void(int fd)> serve);
+    ~LoopbackServer();
+    LoopbackServer(const LoopbackServer&) = delete;
+    LoopbackServer& operator=(const LoopbackServer&) = delete;
+
+    uint16_t port() const { return port_; }
+    bool stopping() const { return stopping_.load(); }
+
+private:
+    void accept_loop();
+
+    std::function<void(int fd)> serve_;
+    int listen_fd_ = -1;
+    uint16_t port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<std::thread> connections_;
+};
 
 // A fresh directory under /tmp, removed with its files at the end.
 class TempDir {
@@ -40,6 +81,8 @@ private:
 };
 
 std::string read_file(const std::string& path);
+// How often `needle` occurs in `text`.
+int count_of(const std::string& text, const std::string& needle);
 
 // A child process running `argv`, its stdout and stderr appended to `log_path`.
 class Process {
@@ -83,11 +126,13 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
                        const std::string& body = "", std::chrono::milliseconds timeout = 3s,
                        const char* host = "127.0.0.1");
 
-// Clients that open a new connection per request, back to back, until stopped; they count
-// what succeeded (status 200) and what failed.
+// Clients that open a new connection per request (GET /api/spells), back to back, until
+// stopped; they count what succeeded (status 200) and what failed. `per_request` bounds each
+// request: a test that must show no request is lost under attack on a shared machine gives
+// more than the default, since a request a loaded machine serves in 4 s is still served.
 class LoadGenerator {
 public:
-    LoadGenerator(uint16_t port, int clients);
+    LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request = 3s);
     ~LoadGenerator() { stop(); }
     void stop();
     long ok() const { return ok_.load(); }
@@ -105,5 +150,9 @@ private:
 // The pids of the direct children of `pid` (from /proc).
 std::vector<pid_t> children_of(pid_t pid);
 bool pid_alive(pid_t pid);
+// Open file descriptors of `pid` (only those numbered below `below`, when given), and its
+// threads, from /proc; 0 for a process that is gone.
+long count_fds(pid_t pid, long below = -1);
+long threads_of(pid_t pid);
 
 }  // namespace sluice::test

@@ -42,24 +42,6 @@ using Clock = std::chrono::steady_clock;
 // A worker's main thread, max_idle pool threads, a sanitizer's own thread and a race or two.
 constexpr long kWorkerThreadCeiling = 1 + 16 + 4;
 
-long count_fds(pid_t pid, long below = -1) {
-    long n = 0;
-    std::error_code ec;
-    for (const auto& entry :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
-        if (below < 0 || std::stol(entry.path().filename().string()) < below) ++n;
-    }
-    return n;
-}
-
-long threads_of(pid_t pid) {
-    std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("Threads:", 0) == 0) return std::stol(line.substr(8));
-    return 0;
-}
-
 // utime + stime of a process (all its threads), in seconds.
 double cpu_seconds(pid_t pid) {
     const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
@@ -212,48 +194,11 @@ std::string request_for(const std::string& path) {
     return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
 }
 
-// Like the harness's LoadGenerator (back-to-back GETs on new connections, counting what
-// succeeded), with 10 s per request instead of 3: the machines these run on are shared, and a
-// request that a loaded machine serves in 4 s is still served. What this load must show is
-// that no request of another client is lost or refused while sluice is under attack.
-class SteadyLoad {
-public:
-    SteadyLoad(uint16_t port, int clients) {
-        for (int i = 0; i < clients; ++i) {
-            threads_.emplace_back([this, port] {
-                while (!stop_) {
-                    const HttpReply reply = http_request(port, "GET", "/api/spells", "", 10s);
-                    if (reply.status == 200) {
-                        ++ok_;
-                    } else {
-                        ++failed_;
-                        std::lock_guard lock(mutex_);
-                        last_failure_ = reply.raw.empty() ? "no reply" : reply.raw.substr(0, 200);
-                    }
-                }
-            });
-        }
-    }
-    ~SteadyLoad() { stop(); }
-    void stop() {
-        stop_ = true;
-        for (auto& t : threads_)
-            if (t.joinable()) t.join();
-    }
-    long ok() const { return ok_.load(); }
-    long failed() const { return failed_.load(); }
-    std::string last_failure() const {
-        std::lock_guard lock(mutex_);
-        return last_failure_;
-    }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::atomic<long> ok_{0}, failed_{0};
-    mutable std::mutex mutex_;
-    std::string last_failure_;
-    std::vector<std::thread> threads_;
-};
+// Back-to-back GETs, 10 s per request instead of the default 3: the machines these run on are
+// shared, and a request that a loaded machine serves in 4 s is still served. What this load
+// must show is that no request of another client is lost or refused while sluice is under
+// attack.
+constexpr auto kSteadyLoadRequest = 10s;
 
 class HostileTest : public SluiceTest {
 protected:
@@ -285,8 +230,8 @@ protected:
     // socket the checker holds for a moment is not taken for the baseline, and the most
     // threads (the checker's are all there; a worker's only need to stay under the ceiling).
     Usage baseline(size_t workers) {
-        EXPECT_TRUE(
-            wait_until([&] { return children_of(sluice_->pid()).size() == workers + 1; }, 5s))
+        EXPECT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == workers + 1; },
+                               kPatience))
             << "expected " << workers << " workers and a checker";
         // The checker runs one thread per target besides its main thread.
         const std::string config = read_file(config_path_);
@@ -294,7 +239,8 @@ protected:
         for (size_t at = config.find("[[targets]]"); at != std::string::npos;
              at = config.find("[[targets]]", at + 1))
             ++targets;
-        EXPECT_TRUE(wait_until([&] { return threads_of(checker_pid()) >= 1 + targets; }, 5s));
+        EXPECT_TRUE(
+            wait_until([&] { return threads_of(checker_pid()) >= 1 + targets; }, kPatience));
         Usage low = usage_of(sluice_->pid());
         const auto until = Clock::now() + kHealthInterval + 100ms;
         while (Clock::now() < until) {
@@ -340,7 +286,7 @@ protected:
 
     // The load is still being served (a few more replies), and nothing it sent failed,
     // except requests cut by a short idle_timeout because the target was slow.
-    void expect_load_served(SteadyLoad& load) {
+    void expect_load_served(LoadGenerator& load) {
         const long before = load.ok();
         EXPECT_TRUE(wait_until([&] { return load.ok() >= before + 5; }, 20s))
             << "the other clients are no longer served";
@@ -435,7 +381,7 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
     start_lenient_backends(2);
     start_sluice(2);
     const Usage base = baseline(2);
-    SteadyLoad load(port_, 2);
+    LoadGenerator load(port_, 2, kSteadyLoadRequest);
 
     // The trickler runs alongside: 15 bytes of a header, one every 200 ms (3 s in all).
     std::string trickled_reply;
@@ -463,7 +409,7 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
         // The margin is wide for a loaded 2-core machine; without the timeout the client
         // would wait for its 15 s deadline.
         EXPECT_GE(end.elapsed, 950ms) << "cut before idle_timeout";
-        EXPECT_LE(end.elapsed, 6000ms) << "cut long after idle_timeout (1 s)";
+        EXPECT_LE(end.elapsed, 10s) << "cut long after idle_timeout (1 s)";
         std::cout << "[ measure  ] silent client cut after " << end.elapsed.count() << " ms ("
                   << (end.reset ? "reset"
                       : end.eof ? "EOF"
@@ -474,8 +420,11 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
     trickler.join();
     EXPECT_EQ(trickled_reply.rfind("HTTP/1.1 200", 0), 0u)
         << "a client sending a byte every 200 ms was cut: " << trickled_reply;
-    EXPECT_TRUE(wait_until([&] { return log_count("end=timeout") >= cut; }, 3s));
-    EXPECT_EQ(log_count("end=timeout"), cut + load_cut_by_idle_timeout())
+    EXPECT_TRUE(wait_until([&] { return log_count("end=timeout") >= cut; }, kPatience));
+    // Both counts from one read of the log: a load request cut meanwhile changes both.
+    const std::string log = sluice_->log();
+    EXPECT_EQ(count_of(log, "end=timeout"),
+              cut + count_of(log, "bytes_to_target=64 bytes_to_client=0 end=timeout"))
         << "only the silent clients time out";
 
     expect_load_served(load);
@@ -563,7 +512,7 @@ TEST_F(HostileTest, ClientsThatResetMidStream) {
     start_lenient_backends(2);
     start_sluice(2);
     const Usage base = baseline(2);
-    SteadyLoad load(port_, 2);
+    LoadGenerator load(port_, 2, kSteadyLoadRequest);
 
     int resets = 0;
     const int errors_before = log_count("end=error");
@@ -589,9 +538,10 @@ TEST_F(HostileTest, ClientsThatResetMidStream) {
     }
     EXPECT_EQ(resets, 20);
     // Every stream's target side was cut by sluice: each handler saw its send fail.
-    EXPECT_TRUE(wait_until([&] { return faulty.ended == faulty.started; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return faulty.ended == faulty.started; }, kPatience))
         << faulty.started << " streams started, " << faulty.ended << " ended";
-    EXPECT_TRUE(wait_until([&] { return log_count("end=error") - errors_before >= resets; }, 5s))
+    EXPECT_TRUE(
+        wait_until([&] { return log_count("end=error") - errors_before >= resets; }, kPatience))
         << "expected " << resets << " connections logged end=error";
     std::cout << "[ measure  ] " << resets << " clients reset mid-stream; "
               << log_count("end=error") - errors_before << " logged end=error\n";
@@ -606,7 +556,7 @@ TEST_F(HostileTest, ConnectFlood) {
     start_lenient_backends(2);
     start_sluice(2);
     const Usage base = baseline(2);
-    SteadyLoad load(port_, 2);
+    LoadGenerator load(port_, 2, kSteadyLoadRequest);
     const int lines_before = log_count(" conn client=");
 
     constexpr int kThreads = 4;
@@ -733,7 +683,7 @@ TEST_F(FdExhaustionTest, AcceptFailsWithEmfileBacksOffAndRecovers) {
 
     const auto accept_failed = [&] { return log_count("accept failed") > 0; };
     hold(static_cast<int>(free_fds / 2) + 8, accept_failed);
-    ASSERT_TRUE(wait_until(accept_failed, 5s))
+    ASSERT_TRUE(wait_until(accept_failed, kPatience))
         << held_.size() << " connections held; the worker has " << count_fds(worker_, limit_)
         << " descriptors below " << limit_ << " (" << count_fds(worker_) << " in all) and "
         << threads_of(worker_) << " threads; warnings and errors:\n"
@@ -759,7 +709,7 @@ TEST_F(FdExhaustionTest, AcceptFailsWithEmfileBacksOffAndRecovers) {
     EXPECT_TRUE(pid_alive(worker_));
 
     release();
-    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, kPatience))
         << "not served again after descriptors freed";
     expect_back_to_baseline(base);
 }
@@ -785,12 +735,13 @@ TEST_F(FdExhaustionTest, FdExhaustionNeverBlamesTheTarget) {
     // more connection: accept() gets the last descriptor and the socket for the target fails.
     const auto full = [&] { return count_fds(worker_, limit_) >= limit_ - 1; };
     hold(static_cast<int>(free_fds / 2) + 4, full);
-    ASSERT_TRUE(wait_until(full, 5s));
+    ASSERT_TRUE(wait_until(full, kPatience));
     const int last = connect_to(port_);
     ASSERT_GE(last, 0);
     held_.push_back(last);
     // Bounded wait for sluice's answer to it: its 503 (it could not connect anywhere).
-    wait_until([&] { return log_count("end=refused_all") + log_count("end=no_target") > 0; }, 5s);
+    wait_until([&] { return log_count("end=refused_all") + log_count("end=no_target") > 0; },
+               kPatience);
     std::cout << "[ measure  ] open-file limit " << limit_ << ", " << free_fds
               << " descriptors free: " << log_count("end=refused_all") << " refused_all and "
               << log_count("end=no_target") << " no_target replies, "
@@ -799,7 +750,7 @@ TEST_F(FdExhaustionTest, FdExhaustionNeverBlamesTheTarget) {
         << "a target was marked DOWN because the worker ran out of descriptors";
 
     release();
-    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, 5s));
+    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, kPatience));
     expect_back_to_baseline(base);
 }
 
@@ -813,7 +764,7 @@ TEST_F(HostileTest, TargetFaultsEndTheClientConnection) {
     start_lenient_backends(2);
     start_sluice(2);
     const Usage base = baseline(2);
-    SteadyLoad load(port_, 2);
+    LoadGenerator load(port_, 2, kSteadyLoadRequest);
 
     // Sends `path` until it lands on the faulty target (round robin over 3 targets, shared
     // with the load), at most 30 times; its ending.
@@ -840,13 +791,13 @@ TEST_F(HostileTest, TargetFaultsEndTheClientConnection) {
         const Ending reset = fault("/reset");
         EXPECT_FALSE(reset.timed_out) << "a target that resets: the client's connection ends";
         EXPECT_TRUE(reset.reset || reset.eof);
-        EXPECT_LT(reset.elapsed, 3000ms);
+        EXPECT_LT(reset.elapsed, 10s);  // wide, for a loaded machine; else 15 s
 
         const Ending stalled = fault("/stall");
         EXPECT_FALSE(stalled.timed_out) << "a stalled target: cut by idle_timeout";
         EXPECT_TRUE(stalled.reset || stalled.eof);
         EXPECT_GE(stalled.elapsed, 950ms);
-        EXPECT_LE(stalled.elapsed, 6000ms);  // wide, for a loaded machine; else 15 s
+        EXPECT_LE(stalled.elapsed, 10s);  // wide, for a loaded machine; else 15 s
         if (round == 0)
             std::cout << "[ measure  ] die: " << died.data.size() << " bytes then "
                       << (died.eof ? "EOF" : "reset")
@@ -855,7 +806,7 @@ TEST_F(HostileTest, TargetFaultsEndTheClientConnection) {
                       << " ms; stall: " << (stalled.reset ? "reset" : "EOF") << " after "
                       << stalled.elapsed.count() << " ms\n";
     }
-    EXPECT_TRUE(wait_until([&] { return faulty.ended == faulty.started; }, 5s))
+    EXPECT_TRUE(wait_until([&] { return faulty.ended == faulty.started; }, kPatience))
         << "a faulty target's connection was left open: " << faulty.started << " started, "
         << faulty.ended << " ended";
     EXPECT_GE(log_count("end=timeout"), 5);

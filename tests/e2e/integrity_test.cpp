@@ -234,17 +234,19 @@ TEST(Integrity, EveryByteComesBackInOrderThroughSluice) {
     EchoServer echo_a;
     EchoServer echo_b;
     TempDir dir;
-    const uint16_t port = free_port();
     // No health_check_endpoint: the targets are checked with a plain TCP connect.
     const std::string config =
-        "listen = \"127.0.0.1:" + std::to_string(port) +
-        "\"\n\n[health_check]\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\n"
+        "listen = \"127.0.0.1:0\"\n\n[health_check]\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\n"
         "[[targets]]\naddress = \"127.0.0.1:" +
         std::to_string(echo_a.port()) +
         "\"\n\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(echo_b.port()) + "\"\n";
     Process sluice({SLUICE_BIN, "--config", dir.write("sluice.toml", config), "--workers", "2"},
                    dir.path() + "/sluice.log");
-    ASSERT_TRUE(wait_until([&] { return echo_once(port); }, 10s)) << sluice.log();
+    uint16_t port = 0;
+    ASSERT_TRUE(wait_until(
+        [&] { return (port = logged_port(sluice.log(), " listening on ")) != 0; }, kPatience))
+        << sluice.log();
+    ASSERT_TRUE(wait_until([&] { return echo_once(port); }, kPatience)) << sluice.log();
 
     uint64_t seed = std::random_device{}();
     if (const char* fixed = std::getenv("SLUICE_INTEGRITY_SEED"))

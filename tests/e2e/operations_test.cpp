@@ -72,19 +72,20 @@ TEST_F(SluiceTest, ReloadsUnderLoadLoseNoConnection) {
                 }
                 return true;
             },
-            5s))
+            kPatience))
             << "reload " << i;
     }
-    // Keep the load on until it has opened thousands of connections.
+    // Keep the load on until it has opened thousands of connections (or for 30 s), and in any
+    // case until a thousand have been served: a loaded machine may be slower, never wrong.
     wait_until([&] { return load.ok() + load.failed() >= 3000; }, 30s);
+    EXPECT_TRUE(wait_until([&] { return load.ok() >= 1000; }, kPatience));
     load.stop();
     std::printf("[ measure  ] %d valid and %d invalid reloads; %ld connections, %ld failed\n",
                 valid, invalid, load.ok() + load.failed(), load.failed());
     EXPECT_EQ(load.failed(), 0) << load.last_failure();
-    EXPECT_GE(load.ok(), 1000);
     EXPECT_GE(valid + invalid, 20);
     // Every old generation drains and exits: one checker and two workers are left.
-    EXPECT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 3; }, 10s))
+    EXPECT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 3; }, kPatience))
         << children_of(sluice_->pid()).size() << " children";
 }
 
@@ -94,6 +95,20 @@ TEST_F(SluiceTest, InvalidReloadKeepsServingAndSaysWhere) {
     reload("[[targets]]\naddress = \"x:1\"\nbogus = 1\n", true);
     EXPECT_THAT(sluice_->log(), HasSubstr(config_path_ + ":3: unknown key"));
     EXPECT_EQ(get().status, 200);
+}
+
+// listen and admin on port 0: a reload that keeps both keeps their sockets, so the ports the
+// kernel gave at start keep serving and no new listener is opened.
+TEST_F(SluiceTest, PortsGivenForPortZeroSurviveAReload) {
+    start_backends(1);
+    with_admin_ = true;
+    start_sluice(1);
+    ASSERT_NE(admin_port_, 0) << sluice_->log();
+    reload(config_text());
+    EXPECT_EQ(get().status, 200);
+    EXPECT_EQ(admin("/status").status, 200);
+    EXPECT_EQ(log_count(" listening on "), 1) << sluice_->log();
+    EXPECT_EQ(log_count("admin listener on "), 1) << sluice_->log();
 }
 
 TEST_F(SluiceTest, HealthStateSurvivesAReload) {
@@ -107,7 +122,7 @@ TEST_F(SluiceTest, HealthStateSurvivesAReload) {
     extra_targets_ = "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(sick.port()) +
                      "\"\nhealth_check_endpoint = \"/healthz\"\n";
     start_sluice(2);
-    ASSERT_TRUE(wait_until([&] { return log_count("Healthy targets: 1") > 0; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return log_count("Healthy targets: 1") > 0; }, kPatience));
     reload(config_text());  // the same targets: a new generation with carried health
     for (int i = 0; i < 30; ++i) EXPECT_EQ(get().instance, "api-1") << "request " << i;
 }
@@ -143,9 +158,10 @@ TEST_F(SluiceTest, BytesCountedWhileDrainingReachTheMetrics) {
     const std::string target = "127.0.0.1:" + std::to_string(stream.port());
     const std::string labels = "{target=\"" + target + "\",address=\"" + target + "\"";
     extra_targets_ = "\n[[targets]]\naddress = \"" + target + "\"\n";
-    const uint16_t admin = free_port();
-    extra_top_ = "drain_timeout = \"10s\"\nadmin = \"127.0.0.1:" + std::to_string(admin) + "\"\n";
+    extra_top_ = "drain_timeout = \"10s\"\n";
+    with_admin_ = true;
     start_sluice(1);
+    const uint16_t admin = admin_port_;
     const auto metrics = [&] { return http_request(admin, "GET", "/metrics").body; };
     size_t streamed = 0;  // what the stream target sent to clients, headers included
     std::future<HttpReply> download;
@@ -179,9 +195,10 @@ TEST_F(SluiceTest, KilledWorkerUnderLoadIsReplacedWithinASecond) {
     start_backends(2);
     start_sluice(2);
     std::vector<pid_t> before;
-    ASSERT_TRUE(wait_until([&] { return (before = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (before = children_of(sluice_->pid())).size() == 3; }, kPatience));
     LoadGenerator load(port_, 2);
-    ASSERT_TRUE(wait_until([&] { return load.ok() > 200; }, 10s));
+    ASSERT_TRUE(wait_until([&] { return load.ok() > 200; }, kPatience));
     // The checker starts first, so the last child is a worker.
     const auto killed_at = Clock::now();
     ::kill(before.back(), SIGKILL);
@@ -190,11 +207,11 @@ TEST_F(SluiceTest, KilledWorkerUnderLoadIsReplacedWithinASecond) {
             const auto now = children_of(sluice_->pid());
             return now.size() == 3 && new_pids(before, now).size() == 1;
         },
-        5s));
+        kPatience));
     const auto respawn_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - killed_at).count();
     const long ok_at_respawn = load.ok();
-    ASSERT_TRUE(wait_until([&] { return load.ok() > ok_at_respawn + 200; }, 10s));
+    ASSERT_TRUE(wait_until([&] { return load.ok() > ok_at_respawn + 200; }, kPatience));
     load.stop();
     std::printf(
         "[ measure  ] worker respawned %lld ms after kill -9; %ld connections, %ld "
@@ -209,7 +226,8 @@ TEST_F(SluiceTest, KilledCheckerIsReplacedAndHealthStaysRight) {
     start_backends(2);
     start_sluice(1);
     std::vector<pid_t> before;
-    ASSERT_TRUE(wait_until([&] { return (before = children_of(sluice_->pid())).size() == 2; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (before = children_of(sluice_->pid())).size() == 2; }, kPatience));
     ::kill(before.front(), SIGKILL);  // the checker is started first
     std::vector<pid_t> fresh;
     ASSERT_TRUE(wait_until(
@@ -218,12 +236,12 @@ TEST_F(SluiceTest, KilledCheckerIsReplacedAndHealthStaysRight) {
             fresh = new_pids(before, now);
             return now.size() == 2 && fresh.size() == 1;
         },
-        5s));
+        kPatience));
     stop_backend(backends_[0]);
     const std::string line = "health[" + std::to_string(fresh.front()) +
                              "] warn: target 127.0.0.1:" + std::to_string(backends_[0].port) +
                              " DOWN";
-    EXPECT_TRUE(wait_until([&] { return log_count(line) == 1; }, 5s)) << sluice_->log();
+    EXPECT_TRUE(wait_until([&] { return log_count(line) >= 1; }, kPatience)) << sluice_->log();
     EXPECT_EQ(spread(10)["api-2"], 10);
 }
 
@@ -235,11 +253,11 @@ TEST_F(SluiceTest, SigtermLetsAConnectionInFlightFinish) {
     const int before = stream.requests();
     auto download =
         std::async(std::launch::async, [&] { return http_request(port_, "GET", "/", "", 10s); });
-    ASSERT_TRUE(wait_until([&] { return stream.requests() > before; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return stream.requests() > before; }, kPatience));
     sluice_->signal(SIGTERM);
     const HttpReply reply = download.get();
     EXPECT_EQ(reply.body, std::string(10 * 1024, 'x'));
-    const int status = sluice_->wait_exit(10s);
+    const int status = sluice_->wait_exit(kPatience);
     ASSERT_NE(status, -1);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     EXPECT_THAT(sluice_->log(), HasSubstr("all connections finished"));

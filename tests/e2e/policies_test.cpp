@@ -69,7 +69,7 @@ protected:
                 }
                 return reply.find("\r\n\r\n") != std::string::npos;
             },
-            5s);
+            kPatience);
         const auto at = reply.find("X-Instance: ");
         return at == std::string::npos ? "" : reply.substr(at + 12, 1);
     }
@@ -92,11 +92,11 @@ TEST_F(PolicyTest, WeightsThreeToOneGiveExactly75To25) {
 }
 
 TEST_F(PolicyTest, LeastConnectionsAvoidsTheTargetHoldingLongConnections) {
-    const uint16_t admin = free_port();
-    extra_top_ =
-        "algorithm = \"least_connections\"\nadmin = \"127.0.0.1:" + std::to_string(admin) + "\"\n";
+    extra_top_ = "algorithm = \"least_connections\"\n";
+    with_admin_ = true;
     extra_targets_ = target_block(a_->port()) + target_block(b_->port());
     start_sluice(2);
+    const uint16_t admin = admin_port_;
     const std::string b = "127.0.0.1:" + std::to_string(b_->port());
     // While b drains, three long connections land on a (through either worker).
     ASSERT_EQ(http_request(admin, "POST", "/targets/" + b + "/drain", "").status, 200);
@@ -148,7 +148,7 @@ TEST_F(PolicyTest, OnNoTargetCloseClosesWithoutAReply) {
     extra_targets_ = target_block(a_->port());
     start_sluice(1);
     a_.reset();  // the only target goes away
-    ASSERT_TRUE(wait_until([&] { return log_count("Healthy targets: 0") == 1; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return log_count("Healthy targets: 0") >= 1; }, kPatience));
     const HttpReply reply = get();
     EXPECT_FALSE(reply.ok);
     EXPECT_EQ(reply.raw, "");
@@ -227,21 +227,18 @@ TEST_P(ProxyProtocolTest, TargetReceivesTheHeaderByteExact) {
     ScriptedServer capture(answer());
     extra_targets_ =
         target_block(capture.port(), "send_proxy = \"" + std::string(c.version) + "\"\n");
-    port_ = free_port();
     const char* host = c.v6 ? "::1" : "127.0.0.1";
     if (c.v6) listen_host_ = "[::1]";
     config_path_ = dir_.write("sluice.toml", config_text());
-    sluice_ = std::make_unique<Process>(
-        std::vector<std::string>{SLUICE_BIN, "--config", config_path_, "--workers", "1"},
-        dir_.path() + "/sluice.log");
-    ASSERT_TRUE(wait_until([&] { return log_count("started worker") == 1; }, 5s));
+    launch_sluice(1);
+    ASSERT_TRUE(wait_until([&] { return log_count("started worker") >= 1; }, kPatience));
     uint16_t client_port = 0;
     ASSERT_TRUE(wait_until(
         [&] {
             client_port = request_from(c.v6 ? AF_INET6 : AF_INET, host, port_);
             return !capture.last_prefix().empty();
         },
-        5s))
+        kPatience))
         << sluice_->log();
     std::string expected;
     if (std::string(c.version) == "v1") {

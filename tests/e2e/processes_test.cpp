@@ -24,7 +24,7 @@ bool all_gone(const std::vector<pid_t>& pids) {
 TEST_F(SluiceTest, MasterForksOneCheckerAndTheWorkers) {
     start_backends(1);
     start_sluice(3);
-    ASSERT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 4; }, 5s))
+    ASSERT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 4; }, kPatience))
         << sluice_->log();
     EXPECT_THAT(sluice_->log(), HasSubstr("started health process"));
 }
@@ -33,31 +33,32 @@ TEST_F(SluiceTest, SigtermStopsEveryProcess) {
     start_backends(1);
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
+                           kPatience));
     sluice_->signal(SIGTERM);
-    const int status = sluice_->wait_exit(10s);
+    const int status = sluice_->wait_exit(kPatience);
     ASSERT_NE(status, -1) << "master did not exit";
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-    EXPECT_TRUE(wait_until([&] { return all_gone(children); }, 5s));
+    EXPECT_TRUE(wait_until([&] { return all_gone(children); }, kPatience));
 }
 
 TEST_F(SluiceTest, ChildrenExitWhenTheMasterIsKilled) {
     start_backends(1);
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
+                           kPatience));
     sluice_->signal(SIGKILL);
-    ASSERT_NE(sluice_->wait_exit(5s), -1);
-    EXPECT_TRUE(wait_until([&] { return all_gone(children); }, 5s));
+    ASSERT_NE(sluice_->wait_exit(kPatience), -1);
+    EXPECT_TRUE(wait_until([&] { return all_gone(children); }, kPatience));
 }
 
 TEST_F(SluiceTest, KilledWorkerIsRespawnedAndServiceContinues) {
     start_backends(2);
     start_sluice(2);
     std::vector<pid_t> before;
-    ASSERT_TRUE(wait_until([&] { return (before = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(
+        wait_until([&] { return (before = children_of(sluice_->pid())).size() == 3; }, kPatience));
     // Kill every child (the checker included): the master restarts each one.
     for (pid_t pid : before) ::kill(pid, SIGKILL);
     ASSERT_TRUE(wait_until(
@@ -71,9 +72,9 @@ TEST_F(SluiceTest, KilledWorkerIsRespawnedAndServiceContinues) {
             }
             return true;
         },
-        5s))
+        kPatience))
         << sluice_->log();
-    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, 5s));
+    EXPECT_TRUE(wait_until([&] { return get().status == 200; }, kPatience));
     EXPECT_THAT(sluice_->log(), HasSubstr("restarting it"));
 }
 
@@ -101,8 +102,8 @@ TEST_F(SluiceTest, WorkersAndCheckerRunAsTheConfiguredUser) {
     extra_top_ = "user = \"nobody\"\ngroup = \"nogroup\"\n";
     start_sluice(2);
     std::vector<pid_t> children;
-    ASSERT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
+    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
+                           kPatience));
     const uid_t nobody = getpwnam("nobody")->pw_uid;
     const gid_t nogroup = getgrnam("nogroup")->gr_gid;
     const std::string uids = std::to_string(nobody) + "\t" + std::to_string(nobody) + "\t" +
@@ -120,7 +121,7 @@ TEST_F(SluiceTest, WorkersAndCheckerRunAsTheConfiguredUser) {
     EXPECT_EQ(served.at("api-2"), 5);
     // The checker still works as nobody.
     stop_backend(backends_[0]);
-    EXPECT_TRUE(wait_until([&] { return log_count("Healthy targets: 1") == 1; }, 5s));
+    EXPECT_TRUE(wait_until([&] { return log_count("Healthy targets: 1") >= 1; }, kPatience));
 }
 
 }  // namespace

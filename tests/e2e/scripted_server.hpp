@@ -7,8 +7,8 @@
 #include <functional>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+
+#include "harness.hpp"
 
 namespace sluice::test {
 
@@ -18,11 +18,10 @@ public:
     using Handler = std::function<void(int fd, const std::string& path)>;
 
     explicit ScriptedServer(Handler handler);
-    ~ScriptedServer();  // stops accepting, wakes waiting handlers, joins every thread
     ScriptedServer(const ScriptedServer&) = delete;
     ScriptedServer& operator=(const ScriptedServer&) = delete;
 
-    uint16_t port() const { return port_; }
+    uint16_t port() const { return server_.port(); }
     // Connections that sent a complete request head (a bare TCP connect does not count).
     int requests() const { return requests_.load(); }
     // The bytes the last request was preceded by (a PROXY protocol header, say).
@@ -30,7 +29,7 @@ public:
         std::lock_guard lock(mutex_);
         return last_prefix_;
     }
-    bool stopping() const { return stopping_.load(); }
+    bool stopping() const { return server_.stopping(); }
 
     // Handler helpers.
     static void send_all(int fd, const std::string& data);
@@ -39,17 +38,15 @@ public:
     void hang(int fd) const;
 
 private:
-    void accept_loop();
+    void serve(int fd);
 
     Handler handler_;
-    int listen_fd_ = -1;
-    uint16_t port_ = 0;
-    std::atomic<bool> stopping_{false};
     std::atomic<int> requests_{0};
-    std::thread acceptor_;
     mutable std::mutex mutex_;
-    std::vector<std::thread> connections_;
     std::string last_prefix_;
+    // Last: destroyed first (it stops accepting, wakes waiting handlers and joins every
+    // thread) while the members above still exist.
+    LoopbackServer server_{128, "ScriptedServer", [this](int fd) { serve(fd); }};
 };
 
 }  // namespace sluice::test

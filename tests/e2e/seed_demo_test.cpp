@@ -50,7 +50,7 @@ TEST_F(SluiceTest, FailsOverWithoutFailedRequestsAndRecovers) {
 
     const auto restarted = Clock::now();
     start_backend(backends_[1]);
-    ASSERT_TRUE(wait_until([&] { return get().instance == "api-2"; }, 5s)) << sluice_->log();
+    ASSERT_TRUE(wait_until([&] { return get().instance == "api-2"; }, kPatience)) << sluice_->log();
     const long long recover_ms = ms_since(restarted);
     const auto both = spread(10);
     EXPECT_EQ(both.count("api-1") ? both.at("api-1") : 0, 5);
@@ -73,11 +73,11 @@ TEST_F(SluiceTest, AllTargetsDownGivesTheSeeds503) {
             reply = get();
             return reply.status == 503;
         },
-        5s));
+        kPatience));
     EXPECT_EQ(reply.raw,
               "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 19\r\n\r\nService Unavailable");
     EXPECT_TRUE(wait_until(
-        [&] { return sluice_->log().find("Healthy targets: 0") != std::string::npos; }, 5s));
+        [&] { return sluice_->log().find("Healthy targets: 0") != std::string::npos; }, kPatience));
 }
 
 TEST_F(SluiceTest, PostLandsOnOneInstanceOnly) {
@@ -99,7 +99,6 @@ TEST_F(SluiceTest, PostLandsOnOneInstanceOnly) {
 
 TEST_F(SluiceTest, CheckFlagAcceptsAGoodConfigAndRejectsABadOne) {
     start_backends(1);
-    port_ = free_port();
     const std::string good = dir_.write("good.toml", config_text());
     const auto ok = run_command({SLUICE_BIN, "--check", "--config", good});
     EXPECT_EQ(ok.exit_code, 0) << ok.output;

@@ -25,19 +25,23 @@ void SluiceTest::TearDown() {
 
 void SluiceTest::start_backends(int count) {
     for (int i = 1; i <= count; ++i) {
-        Backend backend;
-        backend.name = "api-" + std::to_string(i);
-        backend.port = free_port();
-        backends_.push_back(std::move(backend));
-        start_backend(backends_.back());
+        Backend& backend = add_backend("api-" + std::to_string(i));
+        start_backend(backend);
+        if (HasFatalFailure()) return;
     }
 }
 
+Backend& SluiceTest::add_backend(const std::string& name, const std::string& host, uint16_t port) {
+    Backend backend;
+    backend.name = name;
+    backend.host = host;
+    backend.port = port;
+    backend.port_hold = reserve_port(host, backend.port);
+    backends_.push_back(std::move(backend));
+    return backends_.back();
+}
+
 void SluiceTest::start_backend(Backend& backend) {
-    if (backend.port_hold >= 0) {
-        ::close(backend.port_hold);
-        backend.port_hold = -1;
-    }
     backend.process = std::make_unique<Process>(
         std::vector<std::string>{SPELLS_API_BIN, "--host", backend.host, "--port",
                                  std::to_string(backend.port), "--name", backend.name},
@@ -47,28 +51,20 @@ void SluiceTest::start_backend(Backend& backend) {
             return http_request(backend.port, "GET", "/healthz", "", 500ms, backend.host.c_str())
                        .status == 200;
         },
-        5s))
+        kPatience))
         << backend.name << " did not start: " << backend.process->log();
 }
 
 void SluiceTest::stop_backend(Backend& backend) {
     backend.process->signal(SIGKILL);
-    ASSERT_NE(backend.process->wait_exit(5s), -1);
-    backend.port_hold = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(backend.port_hold, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(backend.port);
-    ::inet_pton(AF_INET, backend.host.c_str(), &addr.sin_addr);
-    ::bind(backend.port_hold, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ASSERT_NE(backend.process->wait_exit(kPatience), -1);
 }
 
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
-    std::string text = "listen = \"" + listen_host_ + ":" + std::to_string(port_) + "\"\n" +
-                       extra_top_ + "\n[health_check]\ninterval = \"" +
-                       std::to_string(interval_.count()) + "ms\"\ntimeout = \"" +
-                       std::to_string(kHealthTimeout.count()) + "ms\"\n";
+    std::string text = "listen = \"" + listen_host_ + ":0\"\n" +
+                       (with_admin_ ? "admin = \"127.0.0.1:0\"\n" : "") + extra_top_ +
+                       "\n[health_check]\ninterval = \"" + std::to_string(interval_.count()) +
+                       "ms\"\ntimeout = \"" + std::to_string(kHealthTimeout.count()) + "ms\"\n";
     for (size_t i = 0; i < backends_.size(); ++i) {
         if (!backends_[i].in_config) continue;
         if (!only.empty() && std::find(only.begin(), only.end(), i) == only.end()) continue;
@@ -87,33 +83,53 @@ void SluiceTest::reload(const std::string& text, bool expect_failure) {
 }
 
 int SluiceTest::log_count(const std::string& needle) const {
-    const std::string log = sluice_->log();
-    int n = 0;
-    for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
-    return n;
+    return count_of(sluice_->log(), needle);
 }
 
 void SluiceTest::start_sluice(int workers) {
-    port_ = free_port();
     config_path_ = dir_.write("sluice.toml", config_text());
+    launch_sluice(workers);
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(wait_until([&] { return get("/healthz").status == 200; }, kPatience))
+        << "sluice did not serve: " << sluice_->log();
+}
+
+void SluiceTest::launch_sluice(int workers) {
     std::vector<std::string> argv = wrapper_;
     for (const char* arg : {SLUICE_BIN, "--config"}) argv.push_back(arg);
     argv.push_back(config_path_);
     argv.push_back("--workers");
     argv.push_back(std::to_string(workers));
-    sluice_ = std::make_unique<Process>(argv, dir_.path() + "/sluice.log");
-    ASSERT_TRUE(wait_until([&] { return get("/healthz").status == 200; }, 5s))
-        << "sluice did not serve: " << sluice_->log();
+    // A test may start sluice more than once: the log is appended to, and only what this
+    // start wrote names its ports.
+    const std::string log_path = dir_.path() + "/sluice.log";
+    sluice_.reset();
+    const size_t from = read_file(log_path).size();
+    sluice_ = std::make_unique<Process>(argv, log_path);
+    // The master logs its admin listener (if any), then "sluice VERSION listening on
+    // ADDRESS:PORT", before it forks anything.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            port_ = logged_port(sluice_->log().substr(from), " listening on ");
+            return port_ != 0 || !sluice_->running();
+        },
+        kPatience));
+    ASSERT_NE(port_, 0) << "sluice did not log its port: " << sluice_->log();
+    admin_port_ = logged_port(sluice_->log().substr(from), "admin listener on ");
 }
 
-std::string SluiceTest::start_sluice_with_hosts(int workers, const std::string& hosts) {
+bool SluiceTest::start_sluice_with_hosts(int workers, const std::string& hosts) {
+    if (::geteuid() != 0) {
+        [] { GTEST_SKIP() << "needs root (a mount namespace for /etc/hosts); CI runs as root"; }();
+        return false;
+    }
     const std::string hosts_file = dir_.write("hosts", hosts);
     const std::string nsswitch = dir_.write("nsswitch.conf", "hosts: files\n");
     wrapper_ = {"/usr/bin/unshare", "--mount", "/bin/sh", "-c",
                 "mount --bind " + hosts_file + " /etc/hosts && mount --bind " + nsswitch +
                     " /etc/nsswitch.conf && exec \"$0\" \"$@\""};
     start_sluice(workers);
-    return hosts_file;
+    return true;
 }
 
 std::map<std::string, int> SluiceTest::spread(int n) {

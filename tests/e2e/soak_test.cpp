@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <dirent.h>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -22,21 +21,6 @@ int soak_seconds() {
     return env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 60;
 }
 
-int count_fds(pid_t pid) {
-    int n = 0;
-    if (DIR* dir = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-        while (readdir(dir) != nullptr) ++n;
-        closedir(dir);
-    }
-    return n - 2;  // . and ..
-}
-
-int count_threads(pid_t pid) {
-    const std::string status = read_file("/proc/" + std::to_string(pid) + "/status");
-    const auto at = status.find("Threads:");
-    return at == std::string::npos ? 0 : std::atoi(status.c_str() + at + 8);
-}
-
 // A reply whose body is shorter than its Content-Length: the target was killed between
 // writing its headers and its body. That is a failed connection (the test kills targets),
 // not corruption, which is a complete reply with wrong bytes.
@@ -49,16 +33,16 @@ bool cut_short(const HttpReply& reply) {
 
 TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     start_backends(3);
-    const uint16_t admin = free_port();
-    extra_top_ = "drain_timeout = \"3s\"\nlog_level = \"notice\"\nadmin = \"127.0.0.1:" +
-                 std::to_string(admin) + "\"\n";
+    extra_top_ = "drain_timeout = \"3s\"\nlog_level = \"notice\"\n";
+    with_admin_ = true;
     start_sluice(2);
+    const uint16_t admin = admin_port_;
     const std::string expected = get().body;  // every GET /api/spells answers this body
     ASSERT_FALSE(expected.empty());
     std::vector<pid_t> children;
-    ASSERT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 5s));
-    int base_fds = 0;
+    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
+                           kPatience));
+    long base_fds = 0;
     for (pid_t p : children) base_fds += count_fds(p);
 
     std::atomic<bool> stop{false};
@@ -104,7 +88,7 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
                         return status.status == 200 &&
                                status.body.find("\"DOWN\"") == std::string::npos;
                     },
-                    5s);
+                    kPatience);
                 break;
             }
             case 2: {
@@ -138,19 +122,19 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     // Old generations gone, no leaked process; fds back to what they were (idle threads
     // hold none); threads within the pool's idle cap (16 per worker) above a fresh start.
     EXPECT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, 10s))
+        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, kPatience))
         << children.size() << " children";
-    int fds = 0, threads = 0;
+    long fds = 0, threads = 0;
     EXPECT_TRUE(wait_until(
         [&] {
             fds = threads = 0;
             for (pid_t p : children_of(sluice_->pid())) {
                 fds += count_fds(p);
-                threads += count_threads(p);
+                threads += threads_of(p);
             }
             return fds <= base_fds;
         },
-        10s))
+        kPatience))
         << fds << " fds now, " << base_fds << " at start";
     EXPECT_LE(threads, 2 * (16 + 5) + 10) << "threads";
 }

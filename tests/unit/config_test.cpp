@@ -141,6 +141,16 @@ TEST(ConfigLoad, InlineFormsAndBoundaryValuesAreAccepted) {
     EXPECT_EQ(*parse_config("workers = 1\n" + with_target(""), "w.toml").workers, 1u);
 }
 
+TEST(ConfigLoad, ListenersMayAskForAnyPortTargetsMayNot) {
+    const Config c = parse_config(
+        "listen = \"127.0.0.1:0\"\nadmin = \"[::1]:0\"\n" + with_target(""), "zero.toml");
+    EXPECT_EQ(c.listen.port, 0);
+    ASSERT_TRUE(c.admin);
+    EXPECT_EQ(c.admin->port, 0);
+    EXPECT_THAT(headline("[[targets]]\naddress = \"a:0\"\n"),
+                At(2, "port 0 is out of range (1-65535)"));
+}
+
 TEST(ConfigErrors, TomlSyntaxErrorsNameTheLine) {
     EXPECT_THAT(headline(with_target("\n\naddress = \"x\n")), At(5, "TOML syntax error"));
     EXPECT_THAT(headline("[[targets]]\naddress = \"a:1\"\n= 3\n"), At(3, "TOML syntax error"));
