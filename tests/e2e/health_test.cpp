@@ -100,8 +100,8 @@ INSTANTIATE_TEST_SUITE_P(Faults, MisbehavingTarget,
                                            FaultCase{Fault::close_mid_reply, "malformed reply",
                                                      "close mid-reply"},
                                            FaultCase{Fault::slow_but_in_time, "", "slow in time"}),
-                         [](const auto& info) {
-                             std::string name = info.param.name;
+                         [](const auto& test_info) {
+                             std::string name = test_info.param.name;
                              for (char& ch : name) {
                                  if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                              }

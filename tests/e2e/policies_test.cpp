@@ -258,9 +258,9 @@ TEST_P(ProxyProtocolTest, TargetReceivesTheHeaderByteExact) {
 INSTANTIATE_TEST_SUITE_P(Versions, ProxyProtocolTest,
                          ::testing::Values(ProxyCase{"v1", false}, ProxyCase{"v1", true},
                                            ProxyCase{"v2", false}, ProxyCase{"v2", true}),
-                         [](const auto& info) {
-                             return std::string(info.param.version) +
-                                    (info.param.v6 ? "_ipv6" : "_ipv4");
+                         [](const auto& test_info) {
+                             return std::string(test_info.param.version) +
+                                    (test_info.param.v6 ? "_ipv6" : "_ipv4");
                          });
 
 }  // namespace

@@ -65,7 +65,7 @@ void ScriptedServer::accept_loop() {
             }
             ++requests_;
             {
-                std::lock_guard lock(mutex_);
+                std::lock_guard prefix_lock(mutex_);
                 last_prefix_ = head.substr(0, request_start);
             }
             const std::string request = head.substr(request_start);
