@@ -29,6 +29,9 @@ Listeners open_listeners(const Config& config, Listeners* current) {
     // the running sockets as they were.
     if (!keep_traffic) next.traffic = bind_listener(config.listen, kListenBacklog);
     if (config.admin && !keep_admin) next.admin = bind_listener(*config.admin, kAdminBacklog);
+    if (current && next.traffic)  // start-up names it in main's first line
+        LOG_NOTICE("new listen address %s",
+                   net::local_endpoint(next.traffic.get()).to_string().c_str());
     if (next.admin)
         LOG_NOTICE("admin listener on %s: /, /status, /metrics",
                    net::local_endpoint(next.admin.get()).to_string().c_str());
