@@ -1,8 +1,8 @@
 #include "admin/admin_server.hpp"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -10,10 +10,10 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "admin/status_report.hpp"
-#include "common/check.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
 
@@ -115,18 +115,23 @@ void AdminServer::accept_loop() {
             ::close(client);  // too many at once: the newest waits no slot
             continue;
         }
-        std::thread([this, client] {
-            serve(client);
+        try {
+            std::thread([this, client] {
+                serve(client);
+                ::close(client);
+                clients_.fetch_sub(1);
+            }).detach();
+        } catch (const std::system_error&) {  // out of threads: refuse this client only
             ::close(client);
             clients_.fetch_sub(1);
-        }).detach();
+        }
     }
 }
 
 void AdminServer::serve(int client) {
-    const timeval timeout{kTimeoutSeconds, 0};
-    SLUICE_CHECK(::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
-    SLUICE_CHECK(::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == 0);
+    // The whole request head within kTimeoutSeconds, however it is sliced: a client that
+    // trickles a byte at a time cannot hold one of the kMaxClients slots for longer.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
     std::string head;
     char buffer[2048];
     while (head.find("\r\n\r\n") == std::string::npos) {
@@ -134,8 +139,10 @@ void AdminServer::serve(int client) {
             return send_all(client, response(431, "Request Header Fields Too Large", "text/plain",
                                              "request head too large\n", false));
         }
-        const ssize_t n = ::recv(client, buffer, sizeof buffer, 0);
-        if (n <= 0) return;  // closed, reset, or silent past the timeout
+        if (net::wait_ready(client, POLLIN, deadline) != 0) return;  // silent past the deadline
+        const ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;  // closed or reset
+        if (n < 0) continue;
         head.append(buffer, static_cast<size_t>(n));
     }
     const auto sp1 = head.find(' ');

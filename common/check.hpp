@@ -21,3 +21,13 @@
             std::abort();                                                                 \
         }                                                                                 \
     } while (0)
+
+// The same for calls that return an error number instead of setting errno (pthread_*).
+#define SLUICE_CHECK_RC(call)                                                      \
+    do {                                                                           \
+        if (const int check_rc_ = (call); check_rc_ != 0) [[unlikely]] {           \
+            LOG_ERROR("check failed: %s at %s:%d (%s)", #call, __FILE__, __LINE__, \
+                      std::strerror(check_rc_));                                   \
+            std::abort();                                                          \
+        }                                                                          \
+    } while (0)

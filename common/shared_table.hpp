@@ -20,7 +20,8 @@
 //   bytes_*; the global
 //   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub); and the
 //                           master, fetch_add only, when a replaced generation's last
-//                           process exits: what it counted while draining (not `active`)
+//                           process exits: what it counted while draining (neither `active`
+//                           nor passive_failures, whose growth the checker reads as news)
 //   worker_active[w]        worker w only; its successor zeroes it and takes it off `active`
 //   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
 //                           connect writes 0 (passive health). Either order is right: a

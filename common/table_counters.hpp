@@ -14,14 +14,22 @@ namespace sluice {
 
 enum class StatType { counter, gauge };
 
+// What a reload does with a per-address number.
+enum class Carry {
+    none,       // a gauge of this generation's own state (open connections): starts at 0
+    at_switch,  // copied when the new generation starts; what the draining one adds later is
+                // not carried, because the new checker reads growth of it as a new failure of
+                // its own workers (passive health) and would mark a healthy target DOWN
+    always,     // copied at the switch, and what the draining generation adds afterwards is
+                // added when its last process exits (master/counter_carry.cpp)
+};
+
 // One per-address number of TargetSlot.
 struct TargetStat {
     std::atomic<uint64_t> TargetSlot::*field;
     StatType type;
-    // Counters go on across a reload (Prometheus counters must not reset), and what the
-    // draining generation adds later is carried too; a gauge of this generation's open
-    // connections starts again at 0.
-    bool carries_over;
+    // Counters go on across a reload (Prometheus counters must not reset); see Carry.
+    Carry carry;
     const char* metric;  // Prometheus family; entries with the same family must be adjacent
     const char* label;   // an extra Prometheus label, e.g. direction="to_target", or ""
     const char* help;    // Prometheus HELP, the same on every entry of a family
@@ -30,20 +38,22 @@ struct TargetStat {
 };
 
 inline constexpr std::array kTargetStats = {
-    TargetStat{&TargetSlot::active, StatType::gauge, false, "sluice_target_active_connections", "",
-               "Connections open to the address.", "active_connections", "active"},
-    TargetStat{&TargetSlot::connections, StatType::counter, true, "sluice_target_connections_total",
-               "", "Connections made to the address.", "connections", "connections"},
-    TargetStat{&TargetSlot::passive_failures, StatType::counter, true,
+    TargetStat{&TargetSlot::active, StatType::gauge, Carry::none,
+               "sluice_target_active_connections", "", "Connections open to the address.",
+               "active_connections", "active"},
+    TargetStat{&TargetSlot::connections, StatType::counter, Carry::always,
+               "sluice_target_connections_total", "", "Connections made to the address.",
+               "connections", "connections"},
+    TargetStat{&TargetSlot::passive_failures, StatType::counter, Carry::at_switch,
                "sluice_target_connect_failures_total", "",
                "Connects to the address that failed (refused, unreachable, timeout).",
                "connect_failures", "connect failures"},
-    TargetStat{&TargetSlot::bytes_to_target, StatType::counter, true, "sluice_target_bytes_total",
-               "direction=\"to_target\"", "Bytes relayed, by direction.", "bytes_to_target",
-               "bytes to target"},
-    TargetStat{&TargetSlot::bytes_to_client, StatType::counter, true, "sluice_target_bytes_total",
-               "direction=\"to_client\"", "Bytes relayed, by direction.", "bytes_to_client",
-               "bytes to client"},
+    TargetStat{&TargetSlot::bytes_to_target, StatType::counter, Carry::always,
+               "sluice_target_bytes_total", "direction=\"to_target\"",
+               "Bytes relayed, by direction.", "bytes_to_target", "bytes to target"},
+    TargetStat{&TargetSlot::bytes_to_client, StatType::counter, Carry::always,
+               "sluice_target_bytes_total", "direction=\"to_client\"",
+               "Bytes relayed, by direction.", "bytes_to_client", "bytes to client"},
 };
 
 // The whole-balancer counters that every worker adds to: carried over on reload like the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "common/log.hpp"
@@ -173,10 +174,15 @@ void TargetChecker::probe_all(std::array<ProbeResult, kAddressesPerTarget>& resu
                 std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start)
                     .count()));
         };
-        if (count_ == 1)
+        if (count_ == 1) {
             work();
-        else
+            continue;
+        }
+        try {
             threads[a] = std::thread(work);
+        } catch (const std::system_error&) {  // out of threads (RLIMIT_NPROC, pids.max)
+            work();                           // probe this address inline: slower, not lost
+        }
     }
     for (auto& t : threads) {
         if (t.joinable()) t.join();

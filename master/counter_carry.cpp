@@ -20,7 +20,7 @@ int find_address(const SharedTable& table, size_t t, const net::Endpoint& addres
 void add_slot_counts(const TargetSlot& from, const std::array<uint64_t, kTargetStats.size()>& mark,
                      TargetSlot& to) {
     for (size_t i = 0; i < kTargetStats.size(); ++i) {
-        if (!kTargetStats[i].carries_over) continue;
+        if (kTargetStats[i].carry != Carry::always) continue;
         const uint64_t added = (from.*kTargetStats[i].field).load() - mark[i];
         if (added != 0) (to.*kTargetStats[i].field).fetch_add(added, std::memory_order_relaxed);
     }

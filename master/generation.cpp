@@ -19,7 +19,7 @@ void copy_slot(const TargetSlot& from, const std::array<uint64_t, kTargetStats.s
     to.reason.store(from.reason.load());
     to.up.store(from.up.load());
     for (size_t i = 0; i < kTargetStats.size(); ++i) {
-        if (kTargetStats[i].carries_over) (to.*kTargetStats[i].field).store(mark[i]);
+        if (kTargetStats[i].carry != Carry::none) (to.*kTargetStats[i].field).store(mark[i]);
     }
 }
 

@@ -107,6 +107,13 @@ void Supervisor::run_child(const Child& child) {
     // (After the identity change: changing credentials clears the death signal.)
     SLUICE_CHECK(prctl(PR_SET_PDEATHSIG, SIGTERM) == 0);
     if (getppid() != master_pid_) _exit(kExitOk);
+    // Keep only the listener this role serves: a worker holding the admin socket (or the
+    // checker the traffic one) would keep it accepting into a queue nobody reads after the
+    // master closed or replaced it.
+    if (child.role == Role::health)
+        listeners_.traffic.reset();
+    else
+        listeners_.admin.reset();
     int code = kExitFatal;
     try {
         SharedTable& table = current_->segment.table();
@@ -293,57 +300,60 @@ bool Supervisor::any_worker_can_run() const {
     });
 }
 
+int Supervisor::wait_for_signal() const {
+    const sigset_t set = signal_set();
+    const int timeout = wait_timeout_ms();
+    if (timeout < 0) return sigwaitinfo(&set, nullptr);
+    const timespec ts{timeout / 1000, (timeout % 1000) * 1'000'000L};
+    return sigtimedwait(&set, nullptr, &ts);  // -1 (EAGAIN) when a deadline is due
+}
+
+void Supervisor::on_signal(int signal_number, bool stopping) {
+    switch (signal_number) {
+        case SIGCHLD:
+            if (!stopping && !any_worker_can_run()) {
+                LOG_ERROR("no worker can run: stopping");
+                exit_code_ = kExitFailure;
+                ++stop_requests_;
+                begin_stop(milliseconds(0));
+            }
+            break;
+        case SIGHUP:
+            if (stopping)
+                LOG_WARN("SIGHUP while stopping: ignored");
+            else
+                reload();
+            break;
+        case SIGTERM:
+        case SIGINT:
+            if (++stop_requests_ == 1) {
+                const auto grace = current_->config.shutdown_timeout;
+                LOG_NOTICE("%s: stopping; connections may finish for up to %lld ms",
+                           strsignal(signal_number), static_cast<long long>(grace.count()));
+                begin_stop(grace);
+                break;
+            }
+            [[fallthrough]];
+        case SIGQUIT:
+            LOG_NOTICE("%s: stopping now", strsignal(signal_number));
+            ++stop_requests_;
+            begin_stop(milliseconds(0));
+            break;
+        default: break;  // a timeout: a respawn or a deadline is due
+    }
+}
+
 int Supervisor::run() {
     add_children_of_current();
     for (Child& child : children_) spawn(child);
-    const sigset_t set = signal_set();
-    int exit_code = kExitOk;
     for (;;) {
-        const int timeout = wait_timeout_ms();
-        int signal_number;
-        if (timeout < 0) {
-            signal_number = sigwaitinfo(&set, nullptr);
-        } else {
-            const timespec ts{timeout / 1000, (timeout % 1000) * 1'000'000L};
-            signal_number = sigtimedwait(&set, nullptr, &ts);
-        }
+        const int signal_number = wait_for_signal();
         const bool stopping = stop_requests_ > 0;
         reap_children();  // whatever woke us: a SIGCHLD may have been merged with another
-        switch (signal_number) {
-            case SIGCHLD:
-                if (!stopping && !any_worker_can_run()) {
-                    LOG_ERROR("no worker can run: stopping");
-                    exit_code = kExitFailure;
-                    ++stop_requests_;
-                    begin_stop(milliseconds(0));
-                }
-                break;
-            case SIGHUP:
-                if (stopping)
-                    LOG_WARN("SIGHUP while stopping: ignored");
-                else
-                    reload();
-                break;
-            case SIGTERM:
-            case SIGINT:
-                if (++stop_requests_ == 1) {
-                    const auto grace = current_->config.shutdown_timeout;
-                    LOG_NOTICE("%s: stopping; connections may finish for up to %lld ms",
-                               strsignal(signal_number), static_cast<long long>(grace.count()));
-                    begin_stop(grace);
-                    break;
-                }
-                [[fallthrough]];
-            case SIGQUIT:
-                LOG_NOTICE("%s: stopping now", strsignal(signal_number));
-                ++stop_requests_;
-                begin_stop(milliseconds(0));
-                break;
-            default: break;  // a timeout: a respawn or a deadline is due
-        }
+        on_signal(signal_number, stopping);
         enforce_deadlines();
         if (stop_requests_ > 0) {
-            if (children_.empty()) return exit_code;
+            if (children_.empty()) return exit_code_;
         } else {
             respawn_due();
         }

@@ -70,6 +70,10 @@ private:
     void finish_generation(uint64_t number);
     void on_child_exit(Child& child, int status);
     void respawn_due();
+    // Waits for the next signal of signal_set(), or until the nearest deadline (-1 then).
+    int wait_for_signal() const;
+    // Acts on one signal (or on -1, a timeout); `stopping`: a stop was requested before it.
+    void on_signal(int signal_number, bool stopping);
     void reload();
     // Makes `next` current and starts its children, then retires every child of the older
     // generations (they drain for next's drain_timeout). The listening sockets stay open
@@ -95,6 +99,7 @@ private:
     std::vector<Child> children_;
     pid_t master_pid_;
     int stop_requests_ = 0;  // SIGTERM/SIGINT received
+    int exit_code_ = 0;      // kExitFailure once no worker could run
 };
 
 }  // namespace sluice

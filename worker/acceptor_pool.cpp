@@ -43,9 +43,9 @@ bool AcceptorPool::spawn() {
     idle_.fetch_add(1);
     pthread_attr_t attr;
     // These return an error number (not -1 and errno) only for invalid arguments.
-    SLUICE_CHECK(pthread_attr_init(&attr) == 0);
-    SLUICE_CHECK(pthread_attr_setstacksize(&attr, limits_.stack_size) == 0);
-    SLUICE_CHECK(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0);
+    SLUICE_CHECK_RC(pthread_attr_init(&attr));
+    SLUICE_CHECK_RC(pthread_attr_setstacksize(&attr, limits_.stack_size));
+    SLUICE_CHECK_RC(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
     pthread_t id;
     std::lock_guard lock(registry_mutex_);  // the new thread registers only after this insert
     const int rc = pthread_create(&id, &attr, &AcceptorPool::thread_main, this);
@@ -69,7 +69,7 @@ void AcceptorPool::run_thread() {
     sigset_t wake;
     sigemptyset(&wake);
     sigaddset(&wake, kWakeSignal);
-    SLUICE_CHECK(pthread_sigmask(SIG_UNBLOCK, &wake, nullptr) == 0);
+    SLUICE_CHECK_RC(pthread_sigmask(SIG_UNBLOCK, &wake, nullptr));
     // Per-thread buffers, allocated once for every connection this thread will serve.
     // Not value-initialised (no zero fill): a page of a buffer costs memory only once bytes
     // pass through it, which keeps an idle held connection small.

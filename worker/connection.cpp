@@ -186,7 +186,7 @@ void reply_unavailable(int client, char* scratch, size_t scratch_size) {
     // Lingering close: read and drop what the client still sends, until it closes, until
     // the deadline, or up to kDrainCap bytes.
     size_t drained = 0;
-    while (drained < kDrainCap) {
+    while (drained < kDrainCap && std::chrono::steady_clock::now() < deadline) {
         if (net::wait_ready(client, POLLIN, deadline) != 0) return;
         const ssize_t n = ::recv(client, scratch, scratch_size, 0);
         if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) return;
