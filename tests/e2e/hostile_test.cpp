@@ -516,7 +516,10 @@ TEST_F(HostileTest, ClientsThatResetMidStream) {
 
     int resets = 0;
     const int errors_before = log_count("end=error");
-    for (int attempt = 0; attempt < 90 && resets < 20; ++attempt) {
+    // About one connection in three reaches the stream target (round robin over three,
+    // shared with the load); on a loaded machine a check may take it out for a while, so
+    // allow many more attempts than 60: the loop ends at 20 resets.
+    for (int attempt = 0; attempt < 400 && resets < 20; ++attempt) {
         const int before = faulty.hits.at("/stream");
         const int fd = connect_to(port_);
         ASSERT_GE(fd, 0);
