@@ -20,8 +20,12 @@ done
 echo "== ${build_dir}: build the fuzz targets" >&2
 cmake -S . -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLUICE_FUZZ=ON -DSLUICE_WERROR=ON >/dev/null
+# With SLUICE_FUZZ the default target is the fuzz targets and their libraries, nothing else:
+# one make run keeps both cores busy. A chosen few are built by name.
 build_targets=()
-for t in "${targets[@]}"; do build_targets+=(--target "${t}_fuzz"); done
+if [[ -n "${FUZZ_TARGETS:-}" ]]; then
+  for t in "${targets[@]}"; do build_targets+=(--target "${t}_fuzz"); done
+fi
 cmake --build "$build_dir" -j "$(nproc)" "${build_targets[@]}"
 
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
