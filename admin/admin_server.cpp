@@ -13,6 +13,7 @@
 #include <system_error>
 #include <thread>
 
+#include "admin/http_request.hpp"
 #include "admin/status_report.hpp"
 #include "common/log.hpp"
 #include "common/net.hpp"
@@ -145,13 +146,11 @@ void AdminServer::serve(int client) {
         if (n < 0) continue;
         head.append(buffer, static_cast<size_t>(n));
     }
-    const auto sp1 = head.find(' ');
-    const auto sp2 = sp1 == std::string::npos ? sp1 : head.find(' ', sp1 + 1);
-    if (sp2 == std::string::npos)
+    RequestLine request;
+    if (!parse_request_line(head, request).empty())
         return send_all(client, response(400, "Bad Request", "text/plain", "bad request\n", false));
-    const std::string method = head.substr(0, sp1);
-    std::string path = head.substr(sp1 + 1, sp2 - sp1 - 1);
-    path = path.substr(0, path.find('?'));
+    const std::string& method = request.method;
+    const std::string& path = request.path;
     const bool head_only = method == "HEAD";
     if (method == "POST" && path.rfind("/targets/", 0) == 0) {
         const net::Endpoint peer = net::peer_endpoint(client);

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include "common/limits.hpp"
 #include "conf/duration.hpp"
+#include "conf/utf8.hpp"
 
 namespace sluice {
 namespace {
@@ -423,6 +425,15 @@ Config parse_config(const std::string& text, const std::string& name) {
         throw ConfigError(name + ":" + std::to_string(line) +
                           ": arrays or tables nested deeper than " + std::to_string(kMaxNesting) +
                           " levels\n");
+    // Before toml11 sees it: its own report of bad UTF-8 in a '...' string reads out of bounds.
+    if (const size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+        const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<long>(bad), '\n');
+        const size_t newline = text.rfind('\n', bad);  // text[bad] is not one
+        const size_t column = newline == std::string::npos ? bad + 1 : bad - newline;
+        throw ConfigError(name + ":" + std::to_string(line) +
+                          ": TOML syntax error: not valid UTF-8 at column " +
+                          std::to_string(column) + "\n");
+    }
     std::istringstream stream(text);
     Value root;
     try {

@@ -7,9 +7,13 @@ StatusLine parse_status_line(std::string_view bytes, int& status) {
     // Reject early what can never become a status line, so a non-HTTP peer fails fast.
     const size_t prefix = std::min(bytes.size(), kPrefix.size());
     if (bytes.substr(0, prefix) != kPrefix.substr(0, prefix)) return StatusLine::malformed;
+    // A line longer than this is malformed however it arrives: the answer must not depend on
+    // whether the network delivered it in one read or in several.
+    constexpr size_t kMaxLine = 1024;
     const size_t eol = bytes.find('\n');
     if (eol == std::string_view::npos)
-        return bytes.size() > 1024 ? StatusLine::malformed : StatusLine::incomplete;
+        return bytes.size() > kMaxLine ? StatusLine::malformed : StatusLine::incomplete;
+    if (eol > kMaxLine) return StatusLine::malformed;
     std::string_view line = bytes.substr(0, eol);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     // "HTTP/1.1 200" with an optional " reason"

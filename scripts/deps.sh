@@ -17,6 +17,7 @@ if [[ "${1:-}" == "--test" ]]; then
     prometheus  # promtool checks /metrics
     chromium    # loads the admin page headless
     clang-format clang-tidy  # scripts/check-format.sh, scripts/check-tidy.sh
+    clang libclang-rt-14-dev  # scripts/fuzz.sh: clang++ and libFuzzer's runtime (-fsanitize=fuzzer)
   )
 fi
 

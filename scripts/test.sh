@@ -2,8 +2,9 @@
 # The README's test command: installs what is missing, checks the include layering and the
 # formatting, builds, lints, and runs every test with ctest: the plain build, then the same
 # suites built with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) and with
-# ThreadSanitizer (build-tsan/), and the checks of the docker-compose files. SLUICE_SANITIZERS=0 skips the two sanitizer builds
-# (a quicker run while working; CI runs them all).
+# ThreadSanitizer (build-tsan/), and the checks of the docker-compose files; then a short run
+# of every fuzz target (scripts/fuzz.sh, build-fuzz/). SLUICE_SANITIZERS=0 skips the two
+# sanitizer builds and SLUICE_FUZZ=0 the fuzzing (quicker runs while working; CI runs them all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh --test
@@ -28,5 +29,8 @@ if [[ "${SLUICE_SANITIZERS:-1}" != 0 ]]; then
   export TSAN_OPTIONS=second_deadlock_stack=1
   run_suite build-asan -DSLUICE_SANITIZE=address,undefined
   run_suite build-tsan -DSLUICE_SANITIZE=thread
+fi
+if [[ "${SLUICE_FUZZ:-1}" != 0 ]]; then
+  bash scripts/fuzz.sh
 fi
 echo "all tests passed" >&2

@@ -162,6 +162,21 @@ TEST(ConfigErrors, TomlSyntaxErrorsNameTheLine) {
     EXPECT_THAT(error_of(with_target("= 3\n")), HasSubstr("empty key"));
 }
 
+// Found by fuzz/config_fuzz.cpp: toml11 read out of bounds reporting bad UTF-8 in a '...'
+// string. The loader checks the encoding first (TOML files are UTF-8) and names the place.
+TEST(ConfigErrors, InvalidUtf8NamesLineAndColumn) {
+    EXPECT_EQ(headline("'\xdc'"), "bad.toml:1: TOML syntax error: not valid UTF-8 at column 2");
+    EXPECT_EQ(headline(with_target("log_level = 'in\xff'\n")),
+              "bad.toml:3: TOML syntax error: not valid UTF-8 at column 16");
+    EXPECT_THAT(headline(with_target("# \xed\xa0\x80 a surrogate\n")), At(3, "UTF-8"));
+    EXPECT_THAT(headline(with_target("# \xc0\xaf overlong\n")), At(3, "UTF-8"));
+    EXPECT_THAT(headline(with_target("# \xf4\x90\x80\x80 above U+10FFFF\n")), At(3, "UTF-8"));
+    EXPECT_THAT(headline(with_target("# cut \xe2\x82")), At(3, "UTF-8"));
+    // Every well-formed sequence is accepted: one, two, three and four bytes.
+    EXPECT_NO_THROW(
+        parse_config(with_target("# A \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n"), "ok.toml"));
+}
+
 TEST(ConfigErrors, WrongTypes) {
     EXPECT_THAT(headline("\n[[targets]]\naddress = 8001\n"),
                 At(3, "\"address\" must be a string, found an integer"));

@@ -38,5 +38,16 @@ TEST(HttpReply, RejectsWhatIsNotAStatusLine) {
     EXPECT_EQ(parse("HTTP/1.1 200" + std::string(2000, 'x'), status), StatusLine::malformed);
 }
 
+TEST(HttpReply, ALongLineIsMalformedInOneReadAsInMany) {
+    // Found by fuzz/status_line_fuzz.cpp: the first 1025 bytes alone were malformed, the
+    // whole line with its newline was accepted.
+    const std::string line = "HTTP/1.1 200 " + std::string(1100, 'x') + "\r\n";
+    int status = 0;
+    EXPECT_EQ(parse(line.substr(0, 1025), status), StatusLine::malformed);
+    EXPECT_EQ(parse(line, status), StatusLine::malformed);
+    const std::string longest = "HTTP/1.1 200 " + std::string(1024 - 13, 'x') + "\n";
+    EXPECT_EQ(parse(longest, status), StatusLine::ok);
+}
+
 }  // namespace
 }  // namespace sluice::health
