@@ -57,8 +57,11 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             const TargetSlot& slot = table.slots[i];
             if (slot.up.load(std::memory_order_acquire) == 0) continue;
             uint32_t weight = weights_[t] * kWeightScale;
-            if (slow_start_ms_[t] > 0) {
-                const int64_t since = now_ms - slot.up_since_ms.load(std::memory_order_relaxed);
+            // up_since_ms 0: UP since start-up (or since a reload added it), never flipped:
+            // its full share at once, not a ramp counted from the machine's boot.
+            const int64_t up_since = slot.up_since_ms.load(std::memory_order_relaxed);
+            if (slow_start_ms_[t] > 0 && up_since != 0) {
+                const int64_t since = now_ms - up_since;
                 if (since < slow_start_ms_[t]) {
                     weight = std::max<uint32_t>(
                         weights_[t],

@@ -12,7 +12,8 @@
 //                      unit of weight (power of two choices)
 //
 // Slow start scales a target's weight by the share of its slow_start elapsed since it came
-// back UP (at least 1/16).
+// back UP (at least 1/16). An address that has been UP since start-up (up_since_ms 0: the
+// checker never flipped it) gets its full weight at once.
 
 #include <cstddef>
 #include <cstdint>

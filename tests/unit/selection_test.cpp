@@ -148,5 +148,19 @@ TEST_F(Selection, SlowStartRampsAWeightUp) {
     EXPECT_EQ(picks(100, 1'011'000).at(1), 50);
 }
 
+// Targets UP since start-up never flipped (up_since_ms 0) and get their full share at once,
+// however long the machine has been up: with slow_start = 2h at 35 min of uptime the split
+// used to be 12/48 instead of 30/30.
+TEST_F(Selection, SlowStartDoesNotRampTargetsUpSinceStartUp) {
+    targets({1, 1});
+    config_.targets[1].slow_start = Millis(2 * 3'600'000);
+    picker_ = std::make_unique<Picker>(config_);
+    const int64_t uptime_ms = 35 * 60'000;
+    EXPECT_EQ(picks(60, uptime_ms), (std::map<int, int>{{0, 30}, {1, 30}}));
+    // One that flipped UP later still ramps: 35 min into 2 h is 4/16 of its weight.
+    table().slot(1, 0).up_since_ms = 1;
+    EXPECT_EQ(picks(100, uptime_ms + 1), (std::map<int, int>{{0, 80}, {1, 20}}));
+}
+
 }  // namespace
 }  // namespace sluice
