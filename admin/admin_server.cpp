@@ -96,8 +96,9 @@ std::string AdminServer::set_draining(const std::string& path, bool from_loopbac
     return response(404, "Not Found", "text/plain", "no target \"" + name + "\"\n", false);
 }
 
-AdminServer::AdminServer(int listen_fd, const Config& config, SharedTable& table)
-    : listen_fd_(listen_fd), config_(config), table_(table) {}
+AdminServer::AdminServer(int listen_fd, const Config& config, SharedTable& table,
+                         const LoadLedger& ledger)
+    : listen_fd_(listen_fd), config_(config), table_(table), ledger_(ledger) {}
 
 void AdminServer::start() {
     std::thread([this] { accept_loop(); }).detach();
@@ -162,7 +163,7 @@ void AdminServer::serve(int client) {
                                          "/targets/NAME/drain or /enable\n",
                                          false));
     }
-    const StatusSnapshot snapshot = take_snapshot(config_, table_);
+    const StatusSnapshot snapshot = take_snapshot(config_, table_, ledger_);
     if (path == "/metrics") {
         send_all(client, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                                   render_prometheus(snapshot), head_only));

@@ -15,8 +15,9 @@ namespace sluice::admin {
 
 class AdminServer {
 public:
-    // `listen_fd` is the listening socket the master opened for `admin`.
-    AdminServer(int listen_fd, const Config& config, SharedTable& table);
+    // `listen_fd` is the listening socket the master opened for `admin`; `ledger` gives the
+    // open connections the reports show (read only).
+    AdminServer(int listen_fd, const Config& config, SharedTable& table, const LoadLedger& ledger);
 
     // Starts the accept thread; it runs until the process exits.
     void start();
@@ -32,6 +33,7 @@ private:
     const int listen_fd_;
     const Config& config_;
     SharedTable& table_;  // writes only TargetGroup::draining
+    const LoadLedger& ledger_;
     std::atomic<int> clients_{0};
 };
 

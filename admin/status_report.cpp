@@ -48,7 +48,8 @@ std::string milliseconds(double seconds) {
 
 }  // namespace
 
-StatusSnapshot take_snapshot(const Config& config, const SharedTable& table) {
+StatusSnapshot take_snapshot(const Config& config, const SharedTable& table,
+                             const LoadLedger& ledger) {
     StatusSnapshot s;
     s.version = SLUICE_VERSION;
     s.generation = table.generation.load();
@@ -77,7 +78,8 @@ StatusSnapshot take_snapshot(const Config& config, const SharedTable& table) {
             st.last_status = static_cast<int>(slot.last_status.load());
             st.check_seconds = slot.check_us.load() / 1e6;
             for (size_t i = 0; i < kTargetStats.size(); ++i)
-                st.stats[i] = (slot.*kTargetStats[i].field).load();
+                st.stats[i] =
+                    stat_value(kTargetStats[i], table, ledger, SharedTable::slot_index(t, a));
             s.addresses.push_back(std::move(st));
         }
     }

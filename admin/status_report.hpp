@@ -33,7 +33,10 @@ struct StatusSnapshot {
     std::vector<AddressStatus> addresses;
 };
 
-StatusSnapshot take_snapshot(const Config& config, const SharedTable& table);
+// Reads `table` once; the open connections come from `ledger`, which counts them across
+// generations (a reload's old workers still hold theirs).
+StatusSnapshot take_snapshot(const Config& config, const SharedTable& table,
+                             const LoadLedger& ledger);
 
 std::string render_prometheus(const StatusSnapshot& s);
 std::string render_json(const StatusSnapshot& s);

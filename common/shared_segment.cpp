@@ -23,4 +23,12 @@ SharedSegment::~SharedSegment() {
     if (table_ != nullptr && region_.get_address() != nullptr) table_->~SharedTable();
 }
 
+LedgerSegment::LedgerSegment()
+    : region_(boost::interprocess::anonymous_shared_memory(sizeof(LoadLedger))),
+      ledger_(new (region_.get_address()) LoadLedger()) {}
+
+LedgerSegment::~LedgerSegment() {
+    if (ledger_ != nullptr) ledger_->~LoadLedger();
+}
+
 }  // namespace sluice

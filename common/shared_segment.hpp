@@ -29,4 +29,23 @@ private:
     SharedTable* table_ = nullptr;
 };
 
+// Owns the one anonymous shared mapping holding the LoadLedger: created by the master before
+// its first fork and kept for its whole life, so that every child of every generation
+// inherits it. Never marked MADV_DONTFORK.
+class LedgerSegment {
+public:
+    // Maps a fresh zeroed ledger. Throws on failure.
+    LedgerSegment();
+    LedgerSegment(const LedgerSegment&) = delete;
+    LedgerSegment& operator=(const LedgerSegment&) = delete;
+    ~LedgerSegment();
+
+    LoadLedger& ledger() { return *ledger_; }
+    const LoadLedger& ledger() const { return *ledger_; }
+
+private:
+    boost::interprocess::mapped_region region_;
+    LoadLedger* ledger_ = nullptr;
+};
+
 }  // namespace sluice

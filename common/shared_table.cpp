@@ -54,12 +54,15 @@ void TargetSlot::store_address(const net::Endpoint& ep) {
     uint64_t words[kAddressWords] = {};
     std::memcpy(words, &ep.storage, std::min<size_t>(ep.length, 8 * (kAddressWords - 1)));
     words[kAddressWords - 1] = ep.length;
-    const uint64_t seq = address_seq.load(std::memory_order_relaxed);
-    address_seq.store(seq + 1, std::memory_order_relaxed);
+    // Odd while writing. A writer killed mid-update (a checker killed by SIGKILL) left the
+    // count odd: keep it odd rather than step it to even over half-written words, and end
+    // on the next even number, so its successor's address is readable again.
+    const uint64_t writing = address_seq.load(std::memory_order_relaxed) | 1;
+    address_seq.store(writing, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     for (size_t i = 0; i < kAddressWords; ++i)
         address_words[i].store(words[i], std::memory_order_relaxed);
-    address_seq.store(seq + 2, std::memory_order_release);
+    address_seq.store(writing + 1, std::memory_order_release);
 }
 
 bool TargetSlot::load_address(net::Endpoint& out) const {

@@ -7,32 +7,50 @@
 // its name resolves to (`docker compose --scale` gives one name several addresses); the
 // group's `address_count` says how many leading slots are in use.
 //
-// Writers, one per field, except where noted:
-//   header                  master, before any fork
-//   round_robin             every worker, fetch_add only (a counter that only grows)
-//   group.address_count,
-//   group.draining          the admin listener (in the checker process)
+// Writers of each field ("before the fork": the master, in make_generation, while no child
+// of this generation exists yet; the children only read those values or take over from them):
+//   header: generation,
+//   target_count, workers,
+//   reloads                 master, before the fork
+//   group.ledger_group      master, before the fork
+//   group.address_count     master before the fork; then the checker thread of that target
+//   group.draining          master before the fork (carried over); then the admin listener's
+//                           threads (checker process), plain stores of 0 or 1
+//   slot.address            master before the fork; then the checker thread of that target,
+//                           under the sequence counter address_seq (see store_address)
 //   slot.up_since_ms,
-//   slot.address, reason,
-//   last_status, check_us   the health checker (one checker thread per target)
-//   slot.passive_failures,
-//   active, connections,
-//   bytes_*; the global
-//   connection counters     every worker, fetch_add (active: fetch_add/fetch_sub); and the
-//                           master, fetch_add only, when a replaced generation's last
-//                           process exits: what it counted while draining (neither `active`
-//                           nor passive_failures, whose growth the checker reads as news)
-//   worker_active[w]        worker w only; its successor zeroes it and takes it off `active`
-//   slot.up                 the checker writes its verdict (1 or 0); a worker that cannot
-//                           connect writes 0 (passive health). Either order is right: a
-//                           worker's 0 landing after the checker's 1 keeps the target out
-//                           until the next check; a checker's 1 landing after a worker's 0
-//                           happens only if its probe passed after the failure began, and
-//                           its next round sees passive_failures grown and counts it.
+//   last_status, check_us   master before the fork; then the checker of that target (check_us
+//                           by the probe thread of that address)
+//   slot.reason             master before the fork; the checker of that target; a worker whose
+//                           connect failed (before it stores up = 0: who sees DOWN sees why)
+//   slot.up                 master before the fork; the checker writes its verdict (1 or 0); a
+//                           worker that cannot connect writes 0 (passive health). Either order
+//                           is right: a worker's 0 landing after the checker's 1 keeps the
+//                           target out until the next check; a checker's 1 landing after a
+//                           worker's 0 happens only if its probe passed after the failure
+//                           began, and its next round sees passive_failures grown and counts it.
+//   slot.passive_failures   master before the fork (copied); then every worker, fetch_add only
+//   slot.connections,
+//   bytes_*; connections,
+//   rejected_*              master before the fork (copied); every worker, fetch_add only; and
+//                           the master, fetch_add only, when a replaced generation's last
+//                           process exits: what it counted while draining
+//   round_robin             every worker, fetch_add only (a counter that only grows)
+//   worker_active[w]        worker w's connection threads, fetch_add/fetch_sub; the worker that
+//                           replaces w takes it with exchange(0) before it serves; the master
+//                           only reads it, once the generation's last process has exited
+//   LoadLedger active       every worker of every generation, fetch_add/fetch_sub; the worker
+//                           that replaces a dead one, and the master when a generation ends,
+//                           fetch_sub what the dead processes' worker_active shares say
 // Readers take no lock. The address is several words, so it is published with a sequence
 // counter (a seqlock whose readers give up after a bounded number of tries instead of
-// spinning if the writer died mid-update: the slot is then skipped until the respawned
-// checker rewrites it).
+// spinning if the writer died mid-update; the next write, by the respawned checker, makes
+// it readable again).
+//
+// Open connections (`active`) are not in this table but in the LoadLedger, a second mapping
+// that lives as long as the master: every generation's table is fresh, but a target's
+// max_connections must count the connections a draining generation still holds. Each
+// target's group.ledger_group says which ledger group holds its addresses' counts.
 
 #include <atomic>
 #include <chrono>
@@ -100,17 +118,18 @@ struct alignas(kCacheLine) TargetSlot {
     std::atomic<int64_t> up_since_ms{0};        // CLOCK_MONOTONIC ms of the last DOWN -> UP flip
     std::atomic<uint64_t> passive_failures{0};  // connects that failed on a worker
 
-    // Traffic counters, written by the worker that owns the connection (fetch_add/sub). Each
-    // is listed once in kTargetStats (common/table_counters.hpp), which every reader walks;
-    // all are 64-bit so that one pointer-to-member type names any of them.
-    std::atomic<uint64_t> active{0};       // connections open now
+    // Traffic counters, written by the worker that owns the connection (fetch_add). Each is
+    // listed once in kTargetStats (common/table_counters.hpp), which every reader walks; all
+    // are 64-bit so that one pointer-to-member type names any of them. The connections open
+    // now are in the LoadLedger, not here.
     std::atomic<uint64_t> connections{0};  // connections made to it, in all
     std::atomic<uint64_t> bytes_to_target{0};
     std::atomic<uint64_t> bytes_to_client{0};
     std::atomic<uint64_t> address_seq{0};  // odd while the address is being rewritten
     std::atomic<uint64_t> address_words[kAddressWords]{};
 
-    // Publishes a new address (single writer).
+    // Publishes a new address (single writer). Also right after a writer that was killed in
+    // the middle of this call: the count it left odd is made even again by this write.
     void store_address(const net::Endpoint& ep);
     // Copies the address out. False if no address is set or no stable copy was seen.
     bool load_address(net::Endpoint& out) const;
@@ -118,7 +137,8 @@ struct alignas(kCacheLine) TargetSlot {
 
 struct alignas(kCacheLine) TargetGroup {
     std::atomic<uint32_t> address_count{0};
-    std::atomic<uint32_t> draining{0};  // 1: no new connections (admin POST .../drain)
+    std::atomic<uint32_t> draining{0};      // 1: no new connections (admin POST .../drain)
+    std::atomic<uint32_t> ledger_group{0};  // its group in the LoadLedger (below kLedgerGroups)
 };
 
 struct SharedTable {
@@ -138,9 +158,10 @@ struct SharedTable {
     TargetGroup groups[kMaxTargets];
     TargetSlot slots[kMaxSlots];
 
-    // Each worker's share of every slot's `active` (written by that worker only), so that a
-    // worker that died with connections open can be subtracted from `active` by its
-    // successor instead of leaving the gauge too high forever.
+    // Each worker's share of every slot's open connections in the LoadLedger (written by that
+    // worker only, before its connect starts), so that a worker that died with connections
+    // open or connecting can be subtracted by its successor, or by the master when the
+    // generation ends, instead of leaving the count too high for ever.
     std::atomic<uint32_t> worker_active[kMaxWorkers][kMaxSlots];
 
     // The slot of address `a` of target `t`.
@@ -149,10 +170,42 @@ struct SharedTable {
     const TargetSlot& slot(size_t t, size_t a) const { return slots[slot_index(t, a)]; }
 };
 
+// Ledger groups: enough for four generations alive at once that share no target.
+inline constexpr size_t kLedgerGroups = 4 * kMaxTargets;
+
+// One target's open connections, one count per address slot, in the ledger.
+struct alignas(kCacheLine) LedgerGroup {
+    std::atomic<uint64_t> active[kAddressesPerTarget]{};
+};
+
+// The open connections of every target of every live generation: mapped once by the master
+// before its first fork and never replaced, so a reload's new workers see the connections the
+// old ones still hold. A target carried over by a reload keeps its group; a new target gets a
+// group that no live generation uses and that counts nothing (master/load_ledger.hpp).
+struct LoadLedger {
+    LedgerGroup groups[kLedgerGroups];
+
+    // The open connections of slot `index` (SharedTable::slot_index) of `table`'s generation.
+    std::atomic<uint64_t>& active(const SharedTable& table, size_t index) {
+        return groups[group_of(table, index)].active[index % kAddressesPerTarget];
+    }
+    const std::atomic<uint64_t>& active(const SharedTable& table, size_t index) const {
+        return groups[group_of(table, index)].active[index % kAddressesPerTarget];
+    }
+
+private:
+    static size_t group_of(const SharedTable& table, size_t index) {
+        const uint32_t group =
+            table.groups[index / kAddressesPerTarget].ledger_group.load(std::memory_order_relaxed);
+        return group < kLedgerGroups ? group : 0;  // the master writes only valid groups
+    }
+};
+
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<TargetSlot>);
 static_assert(std::is_standard_layout_v<SharedTable>);
+static_assert(std::is_standard_layout_v<LoadLedger>);
 static_assert(sizeof(sockaddr_in6) <= 8 * (TargetSlot::kAddressWords - 1));
 
 }  // namespace sluice

@@ -16,7 +16,8 @@ enum class StatType { counter, gauge };
 
 // What a reload does with a per-address number.
 enum class Carry {
-    none,       // a gauge of this generation's own state (open connections): starts at 0
+    none,       // a gauge (open connections): kept in the LoadLedger, which every
+                // generation shares, so there is nothing to copy or carry
     at_switch,  // copied when the new generation starts; what the draining one adds later is
                 // not carried, because the new checker reads growth of it as a new failure of
                 // its own workers (passive health) and would mark a healthy target DOWN
@@ -26,6 +27,8 @@ enum class Carry {
 
 // One per-address number of TargetSlot.
 struct TargetStat {
+    // nullptr for the open connections, which live in the LoadLedger, not in the slot (they
+    // span generations); read every entry with stat_value().
     std::atomic<uint64_t> TargetSlot::*field;
     StatType type;
     // Counters go on across a reload (Prometheus counters must not reset); see Carry.
@@ -38,9 +41,8 @@ struct TargetStat {
 };
 
 inline constexpr std::array kTargetStats = {
-    TargetStat{&TargetSlot::active, StatType::gauge, Carry::none,
-               "sluice_target_active_connections", "", "Connections open to the address.",
-               "active_connections", "active"},
+    TargetStat{nullptr, StatType::gauge, Carry::none, "sluice_target_active_connections", "",
+               "Connections open to the address.", "active_connections", "active"},
     TargetStat{&TargetSlot::connections, StatType::counter, Carry::always,
                "sluice_target_connections_total", "", "Connections made to the address.",
                "connections", "connections"},
@@ -55,6 +57,13 @@ inline constexpr std::array kTargetStats = {
                "sluice_target_bytes_total", "direction=\"to_client\"",
                "Bytes relayed, by direction.", "bytes_to_client", "bytes to client"},
 };
+
+// The value of `stat` for slot `index` (SharedTable::slot_index) of `table`.
+inline uint64_t stat_value(const TargetStat& stat, const SharedTable& table,
+                           const LoadLedger& ledger, size_t index) {
+    if (stat.field == nullptr) return ledger.active(table, index).load();
+    return (table.slots[index].*stat.field).load();
+}
 
 // The whole-balancer counters that every worker adds to: carried over on reload like the
 // per-address ones. (Rendered by name in admin/status_report.cpp: their shapes differ.)

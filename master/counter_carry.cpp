@@ -44,8 +44,10 @@ CounterMark mark_counters(const SharedTable& table) {
     const size_t targets = std::min<size_t>(table.target_count.load(), kMaxTargets);
     mark.slots.resize(targets * kAddressesPerTarget);
     for (size_t s = 0; s < mark.slots.size(); ++s) {
-        for (size_t i = 0; i < kTargetStats.size(); ++i)
-            mark.slots[s][i] = (table.slots[s].*kTargetStats[i].field).load();
+        for (size_t i = 0; i < kTargetStats.size(); ++i) {
+            if (kTargetStats[i].field != nullptr)  // the open connections are in the ledger
+                mark.slots[s][i] = (table.slots[s].*kTargetStats[i].field).load();
+        }
     }
     return mark;
 }
@@ -69,6 +71,16 @@ void add_counts_since(const CounterMark& mark, const Config& from_config, const 
                 add_slot_counts(from.slot(t, a), mark.slots[SharedTable::slot_index(t, a)],
                                 to.slots[to_slot]);
         }
+    }
+}
+
+void give_back_shares(const SharedTable& table, LoadLedger& ledger) {
+    const size_t slots =
+        std::min<size_t>(table.target_count.load(), kMaxTargets) * kAddressesPerTarget;
+    for (size_t s = 0; s < slots; ++s) {
+        uint64_t left = 0;
+        for (const auto& worker : table.worker_active) left += worker[s].load();
+        if (left != 0) ledger.active(table, s).fetch_sub(left, std::memory_order_relaxed);
     }
 }
 

@@ -5,7 +5,9 @@
 // keeps that table mapped until the generation's last process exits, then adds what was
 // counted after the copy to the generation current at that moment: each count once, also
 // when reloads are chained. Gauges (kTargetStats entries that do not carry over) are never
-// added: they describe one generation's own connections.
+// added: the open connections are counted in the LoadLedger, which every generation shares;
+// what a finished generation's dead workers left counted there is given back instead
+// (give_back_shares).
 
 #include <array>
 #include <cstdint>
@@ -33,6 +35,12 @@ CounterMark mark_counters(const SharedTable& table);
 // the master on a table that no process writes any more; `to` is live, so fetch_add.
 void add_counts_since(const CounterMark& mark, const Config& from_config, const SharedTable& from,
                       const Config& to_config, SharedTable& to);
+
+// Takes off `ledger` the open connections that `table`'s workers still have counted as
+// theirs (worker_active): those of a worker killed, or stopped at drain_timeout, with
+// connections open or connecting, whose successor never came. Called once, when the last
+// process of `table`'s generation has exited, so no share changes any more.
+void give_back_shares(const SharedTable& table, LoadLedger& ledger);
 
 // The target of `config` with the canonical address `key`, or -1.
 int find_target(const Config& config, const std::string& key);

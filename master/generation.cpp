@@ -1,6 +1,8 @@
 #include "master/generation.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 
 #include "common/log.hpp"
 
@@ -52,13 +54,41 @@ void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
     table.groups[t].address_count.store(static_cast<uint32_t>(count));
 }
 
+// Gives each target of `generation` its ledger group: a target `previous` has too keeps
+// its group, a new one takes a free group. Each group is held as soon as it is chosen, so
+// the destructor gives back what a failure half-way took.
+void assign_ledger_groups(Generation& generation, const Generation* previous) {
+    LedgerBook& book = *generation.ledger;
+    for (const TargetConfig& target : generation.config.targets) {
+        const int before = previous ? find_target(previous->config, target_key(target)) : -1;
+        std::optional<uint32_t> group;
+        if (before >= 0)
+            group = previous->ledger_groups[static_cast<size_t>(before)];
+        else
+            group = book.free_group();
+        if (!group) {
+            throw std::runtime_error(
+                "no free connection-count group for target " + target.address +
+                ": the generations still draining use them all; try again once they finish");
+        }
+        book.hold(*group);
+        generation.ledger_groups.push_back(*group);
+    }
+}
+
 }  // namespace
+
+Generation::~Generation() {
+    for (uint32_t group : ledger_groups) ledger->release(group);
+}
 
 std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous) {
     auto generation = std::make_unique<Generation>();
     generation->number = previous ? previous->number + 1 : 1;
     generation->workers = workers;
     generation->config = std::move(config);
+    generation->ledger = previous ? previous->ledger : std::make_shared<LedgerBook>();
+    assign_ledger_groups(*generation, previous);
     SharedTable& table = generation->segment.table();
     const auto& targets = generation->config.targets;
     table.generation.store(generation->number);
@@ -72,6 +102,7 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Gen
     }
     table.target_count.store(static_cast<uint32_t>(targets.size()));
     for (size_t i = 0; i < targets.size(); ++i) {
+        table.groups[i].ledger_group.store(generation->ledger_groups[i]);
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
         if (before >= 0)
             copy_group(previous->segment.table(), *previous->handed_over, before, table, i);
@@ -82,6 +113,7 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Gen
 }
 
 void carry_over_drained(const Generation& finished, Generation& current) {
+    give_back_shares(finished.segment.table(), finished.ledger->ledger());
     if (finished.handed_over == nullptr) return;
     add_counts_since(*finished.handed_over, finished.config, finished.segment.table(),
                      current.config, current.segment.table());

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/shared_segment.hpp"
 #include "conf/config.hpp"
 #include "master/counter_carry.hpp"
+#include "master/load_ledger.hpp"
 
 namespace sluice {
 
@@ -21,6 +23,16 @@ struct Generation {
     // Set when the next generation is made from this one: the counters it copied, from which
     // what this generation's draining processes add later is counted (carry_over_drained).
     std::unique_ptr<CounterMark> handed_over;
+    // The load ledger every generation shares (made with generation 1, before any fork), and
+    // the ledger group of each of this generation's targets, held until it is destroyed:
+    // once its last process has exited.
+    std::shared_ptr<LedgerBook> ledger;
+    std::vector<uint32_t> ledger_groups;
+
+    Generation() = default;
+    Generation(const Generation&) = delete;
+    Generation& operator=(const Generation&) = delete;
+    ~Generation();
 };
 
 // Builds a generation for `config`. Targets also in `previous` (same address, host compared
@@ -28,11 +40,15 @@ struct Generation {
 // DOWN stays DOWN until a check says otherwise. Other targets start as at start-up: healthy
 // once their name resolves (resolved here, in the master, never on a connection path), DOWN
 // with the reason `unresolved` otherwise. Sets `previous->handed_over`.
+// A carried-over target keeps its ledger group (the old generation's open connections count
+// against its cap); a new one takes a free group. Throws std::runtime_error, with nothing
+// changed, when no group is free (too many distinct targets across the live generations).
 std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous);
 
 // Once the last process of `finished` (a generation that handed over) has exited: adds what
 // it counted after the hand-over to `current`, whichever generation serves by then, so each
-// count lands once even when reloads are chained. Gauges are not added.
+// count lands once even when reloads are chained. Gauges are not added; the connections its
+// dead workers left counted in the ledger are given back (give_back_shares).
 void carry_over_drained(const Generation& finished, Generation& current);
 
 // What changed between two generations, for the reload log line:

@@ -117,13 +117,15 @@ void Supervisor::run_child(const Child& child) {
     int code = kExitFatal;
     try {
         SharedTable& table = current_->segment.table();
+        LoadLedger& ledger = current_->ledger->ledger();
         // The admin listener lives in the health process, never in a worker, so it cannot
         // slow the data path. Its threads run until _exit: the server is never destroyed.
         if (child.role == Role::health && listeners_.admin)
-            (new admin::AdminServer(listeners_.admin.get(), current_->config, table))->start();
+            (new admin::AdminServer(listeners_.admin.get(), current_->config, table, ledger))
+                ->start();
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table)
-                   : worker::run_worker(current_->config, table, listeners_.traffic.get(),
+                   : worker::run_worker(current_->config, table, ledger, listeners_.traffic.get(),
                                         connection_cap(), static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
@@ -246,16 +248,19 @@ void Supervisor::reload() {
                static_cast<unsigned long long>(old_number));
     Config config;
     Listeners listeners;
+    std::unique_ptr<Generation> next;
     try {
         config = load_config(config_path_);
-        listeners = open_listeners(config, &listeners_);
-    } catch (const std::runtime_error& e) {  // a ConfigError or a ListenError: nothing changed
+        const unsigned workers = worker_count(cli_workers_, config);
+        // Before open_listeners, which takes over the sockets it keeps: a failure after it
+        // would leave the serving generation without them.
+        next = make_generation(std::move(config), workers, current_.get());
+        listeners = open_listeners(next->config, &listeners_);
+    } catch (const std::runtime_error& e) {  // config, listener or ledger: nothing changed
         LOG_ERROR("reload failed, generation %llu keeps serving: %s",
                   static_cast<unsigned long long>(old_number), e.what());
         return;
     }
-    const unsigned workers = worker_count(cli_workers_, config);
-    auto next = make_generation(std::move(config), workers, current_.get());
     const std::string changes = describe_changes(*current_, *next);
     const milliseconds drain = next->config.drain_timeout;
     switch_to(std::move(next), std::move(listeners));

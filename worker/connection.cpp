@@ -81,31 +81,36 @@ struct ConnectOutcome {
     size_t at_cap = 0;   // candidates skipped because they were at max_connections
 };
 
-// Tries the candidates in turn. A candidate at its max_connections is skipped: its `active`
-// count is reserved with one fetch_add before connecting and given back if over the cap,
-// so the cap holds exactly across every worker. On success the slot stays counted in
-// `active` (and in this worker's share) until release().
+// Tries the candidates in turn. A candidate at its max_connections is skipped: its count in
+// the load ledger (shared by every worker of every generation) is reserved with one
+// fetch_add before connecting and given back if over the cap, so the cap holds exactly. The
+// reservation goes into this worker's share (worker_active) before the connect starts, so a
+// successor can give it back if this process is killed while connecting or relaying. On
+// success both stay counted until release().
 ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& context) {
     ConnectOutcome out;
     SharedTable& table = context.table;
+    auto& mine = table.worker_active[context.worker_slot];
     for (size_t attempt = 0;; ++attempt) {
         const int index = candidates.at(attempt);
         if (index < 0) return out;
         TargetSlot& slot = table.slots[index];
+        std::atomic<uint64_t>& active = context.ledger.active(table, static_cast<size_t>(index));
         const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
-        const uint64_t before = slot.active.fetch_add(1, std::memory_order_relaxed);
+        const uint64_t before = active.fetch_add(1, std::memory_order_relaxed);
         if (target.max_connections != 0 && before >= target.max_connections) {
-            slot.active.fetch_sub(1, std::memory_order_relaxed);
+            active.fetch_sub(1, std::memory_order_relaxed);
             ++out.at_cap;
             continue;
         }
+        // Killed between these two adds, a count would leak; in the other order, a repair
+        // would take off one that was never added (the gauge would wrap): this is the safe way.
+        mine[index].fetch_add(1, std::memory_order_relaxed);
         net::Endpoint address;
         if (slot.load_address(address)) {
             out.target = net::connect_with_timeout(address, context.config.connect_timeout);
             if (out.target) {
                 out.slot = index;
-                table.worker_active[context.worker_slot][index].fetch_add(
-                    1, std::memory_order_relaxed);
                 return out;
             }
             out.last_errno = errno;
@@ -114,13 +119,17 @@ ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& 
             const ErrnoClass failure = classify_errno(errno);
             if (failure.blames_target) mark_down(slot, target, address, errno, failure.reason);
         }
-        slot.active.fetch_sub(1, std::memory_order_relaxed);
+        mine[index].fetch_sub(1, std::memory_order_relaxed);  // share first, as in release()
+        active.fetch_sub(1, std::memory_order_relaxed);
     }
 }
 
+// Gives back what connect_first reserved for slot `index`: this worker's share first, so a
+// kill in between leaves one too many (a leak of one), never one too few.
 void release(const WorkerContext& context, int index) {
     context.table.worker_active[context.worker_slot][index].fetch_sub(1, std::memory_order_relaxed);
-    context.table.slots[index].active.fetch_sub(1, std::memory_order_relaxed);
+    context.ledger.active(context.table, static_cast<size_t>(index))
+        .fetch_sub(1, std::memory_order_relaxed);
 }
 
 // Picks and connects; while every candidate is at its max_connections, tries again every
@@ -129,7 +138,7 @@ ConnectOutcome pick_and_connect(const WorkerContext& context, Candidates& candid
     thread_local Picker picker(context.config);
     const auto deadline = std::chrono::steady_clock::now() + context.config.queue_timeout;
     for (;;) {
-        picker.pick(context.table, monotonic_ms(), candidates);
+        picker.pick(context.table, context.ledger, monotonic_ms(), candidates);
         ConnectOutcome outcome = connect_first(candidates, context);
         if (outcome.target || outcome.at_cap == 0 || std::chrono::steady_clock::now() >= deadline)
             return outcome;
@@ -198,7 +207,7 @@ void repair_active_counts(const WorkerContext& context) {
     auto& mine = context.table.worker_active[context.worker_slot];
     for (size_t i = 0; i < kMaxSlots; ++i) {
         const uint32_t left = mine[i].exchange(0);
-        if (left > 0) context.table.slots[i].active.fetch_sub(left);
+        if (left > 0) context.ledger.active(context.table, i).fetch_sub(left);
     }
 }
 

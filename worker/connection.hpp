@@ -19,11 +19,13 @@ struct ThreadBuffers {
     char to_client[kSize];
 };
 
-// What a worker's threads share: read-only config, the shared table, and which worker this
-// is (its column of SharedTable::worker_active).
+// What a worker's threads share: read-only config, the shared table, the load ledger (open
+// connections, across generations), and which worker this is (its column of
+// SharedTable::worker_active).
 struct WorkerContext {
     const Config& config;
     SharedTable& table;
+    LoadLedger& ledger;
     size_t worker_slot;  // 0-based, below kMaxWorkers
 };
 
@@ -32,7 +34,8 @@ struct WorkerContext {
 void serve_connection(int client, const net::Endpoint& peer, const WorkerContext& context,
                       ThreadBuffers& buffers);
 
-// Takes the connections a dead predecessor of this worker left counted in `active`.
+// Takes off the ledger the connections (open or connecting) that a dead predecessor of this
+// worker left counted, and zeroes its share. Called before this worker serves anything.
 void repair_active_counts(const WorkerContext& context);
 
 // The seed's reply when no target is healthy, byte for byte.

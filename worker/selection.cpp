@@ -42,7 +42,7 @@ Picker::Picker(const Config& config) : algorithm_(config.algorithm) {
         1;  // never zero: xorshift would stay at zero
 }
 
-void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
+void Picker::pick(SharedTable& table, const LoadLedger& ledger, int64_t now_ms, Candidates& out) {
     const size_t targets = std::min<size_t>(
         {table.target_count.load(std::memory_order_acquire), kMaxTargets, weights_.size()});
     out.count = 0;
@@ -57,8 +57,11 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             const TargetSlot& slot = table.slots[i];
             if (slot.up.load(std::memory_order_acquire) == 0) continue;
             uint32_t weight = weights_[t] * kWeightScale;
-            if (slow_start_ms_[t] > 0) {
-                const int64_t since = now_ms - slot.up_since_ms.load(std::memory_order_relaxed);
+            // up_since_ms 0: UP since start-up (or since a reload added it), never flipped:
+            // its full share at once, not a ramp counted from the machine's boot.
+            const int64_t up_since = slot.up_since_ms.load(std::memory_order_relaxed);
+            if (slow_start_ms_[t] > 0 && up_since != 0) {
+                const int64_t since = now_ms - up_since;
                 if (since < slow_start_ms_[t]) {
                     weight = std::max<uint32_t>(
                         weights_[t],
@@ -78,7 +81,7 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             out.chosen = equal_weights ? out.ticket % out.count : weighted_choice(out);
             break;
         case Algorithm::least_connections:
-            out.chosen = least_loaded(table, out, out.ticket % out.count, out.count);
+            out.chosen = least_loaded(table, ledger, out, out.ticket % out.count, out.count);
             break;
         case Algorithm::random_two: {
             random_state_ ^= random_state_ << 13;  // xorshift64
@@ -87,8 +90,8 @@ void Picker::pick(SharedTable& table, int64_t now_ms, Candidates& out) {
             const size_t a = random_state_ % out.count;
             const size_t b =
                 out.count > 1 ? (a + 1 + (random_state_ >> 32) % (out.count - 1)) % out.count : a;
-            const uint64_t load_a = table.slots[out.entry[a].slot].active.load();
-            const uint64_t load_b = table.slots[out.entry[b].slot].active.load();
+            const uint64_t load_a = ledger.active(table, out.entry[a].slot).load();
+            const uint64_t load_b = ledger.active(table, out.entry[b].slot).load();
             out.chosen = lighter(load_b, out.entry[b].weight, load_a, out.entry[a].weight) ? b : a;
             break;
         }
@@ -120,12 +123,13 @@ size_t Picker::weighted_choice(const Candidates& c) {
     return schedule_[c.ticket % schedule_.size()];
 }
 
-size_t Picker::least_loaded(const SharedTable& table, const Candidates& c, size_t from, size_t n) {
+size_t Picker::least_loaded(const SharedTable& table, const LoadLedger& ledger, const Candidates& c,
+                            size_t from, size_t n) {
     size_t best = from;
-    uint64_t best_load = table.slots[c.entry[from].slot].active.load(std::memory_order_relaxed);
+    uint64_t best_load = ledger.active(table, c.entry[from].slot).load(std::memory_order_relaxed);
     for (size_t k = 1; k < n; ++k) {
         const size_t p = (from + k) % c.count;
-        const uint64_t load = table.slots[c.entry[p].slot].active.load(std::memory_order_relaxed);
+        const uint64_t load = ledger.active(table, c.entry[p].slot).load(std::memory_order_relaxed);
         if (lighter(load, c.entry[p].weight, best_load, c.entry[best].weight)) {
             best = p;
             best_load = load;

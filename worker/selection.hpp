@@ -6,13 +6,15 @@
 //   round_robin        one counter shared by every worker (fetch_add(1) per connection), so
 //                      the rotation is exact across processes; with unequal weights the
 //                      ticket indexes nginx's smooth weighted round-robin sequence
-//   least_connections  the fewest active connections (shared counters, so across every
-//                      worker) per unit of weight; ties broken by the rotation
+//   least_connections  the fewest open connections (the load ledger's counts, so across
+//                      every worker and generation) per unit of weight; ties broken by the
+//                      rotation
 //   random_two         two random candidates, the one with fewer active connections per
 //                      unit of weight (power of two choices)
 //
 // Slow start scales a target's weight by the share of its slow_start elapsed since it came
-// back UP (at least 1/16).
+// back UP (at least 1/16). An address that has been UP since start-up (up_since_ms 0: the
+// checker never flipped it) gets its full weight at once.
 
 #include <cstddef>
 #include <cstdint>
@@ -54,12 +56,14 @@ public:
     explicit Picker(const Config& config);
 
     // Fills `out` for a new connection (takes a ticket from the shared counter when there is
-    // a candidate). `now_ms` is CLOCK_MONOTONIC in milliseconds (for slow start).
-    void pick(SharedTable& table, int64_t now_ms, Candidates& out);
+    // a candidate). `ledger` gives the open connections (least_connections, random_two);
+    // `now_ms` is CLOCK_MONOTONIC in milliseconds (for slow start).
+    void pick(SharedTable& table, const LoadLedger& ledger, int64_t now_ms, Candidates& out);
 
 private:
     size_t weighted_choice(const Candidates& c);
-    size_t least_loaded(const SharedTable& table, const Candidates& c, size_t from, size_t n);
+    static size_t least_loaded(const SharedTable& table, const LoadLedger& ledger,
+                               const Candidates& c, size_t from, size_t n);
 
     Algorithm algorithm_;
     std::vector<uint32_t> weights_;       // per configured target

@@ -14,7 +14,8 @@ namespace sluice::worker {
 // process exit code. `max_connections` caps the connections this
 // process serves at once (sized by the master from the open-file limit).
 // `worker_slot` (0-based) is this worker's number, stable across its respawns.
-int run_worker(const Config& config, SharedTable& table, int listen_fd, size_t max_connections,
-               size_t worker_slot);
+// `ledger` holds the open connections of every generation (for max_connections).
+int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int listen_fd,
+               size_t max_connections, size_t worker_slot);
 
 }  // namespace sluice::worker

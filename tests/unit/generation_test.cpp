@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <stdexcept>
+#include <vector>
 
 #include "conf/loader.hpp"
 #include "master/generation.hpp"
@@ -25,14 +27,32 @@ net::Endpoint endpoint(const std::string& host, uint16_t port) {
     return list.front();
 }
 
-// What workers of `table` do for one connection to address `a` of target `t`.
-void serve(SharedTable& table, size_t t, size_t a, uint64_t bytes, bool still_open = false) {
+// What worker 1 of generation `g` does for one connection to address `a` of target `t`;
+// `still_open`: the connection stays counted in the ledger and in the worker's share.
+void serve(Generation& g, size_t t, size_t a, uint64_t bytes, bool still_open = false) {
+    SharedTable& table = g.segment.table();
     table.connections.fetch_add(1);
     TargetSlot& slot = table.slot(t, a);
     slot.connections.fetch_add(1);
     slot.bytes_to_target.fetch_add(bytes);
     slot.bytes_to_client.fetch_add(2 * bytes);
-    if (still_open) slot.active.fetch_add(1);
+    if (still_open) {
+        g.ledger->ledger().active(table, SharedTable::slot_index(t, a)).fetch_add(1);
+        table.worker_active[0][SharedTable::slot_index(t, a)].fetch_add(1);
+    }
+}
+
+// The open connections the ledger counts for address `a` of target `t` of `g`.
+uint64_t open_connections(const Generation& g, size_t t, size_t a) {
+    return g.ledger->ledger().active(g.segment.table(), SharedTable::slot_index(t, a)).load();
+}
+
+// A config of `n` targets 127.0.0.1:first .. first+n-1.
+Config config_of_range(int first, int n) {
+    std::string text;
+    for (int p = first; p < first + n; ++p)
+        text += "[[targets]]\naddress = \"127.0.0.1:" + std::to_string(p) + "\"\n";
+    return parse_config(text, "test.toml");
 }
 
 TEST(Generation, ReloadCarriesHealthAndCountersOfKeptTargets) {
@@ -44,7 +64,7 @@ TEST(Generation, ReloadCarriesHealthAndCountersOfKeptTargets) {
     before.slot(0, 0).reason = static_cast<uint32_t>(DownReason::refused);
     before.slot(0, 0).passive_failures = 4;
     before.rejected_limit = 6;
-    serve(before, 0, 0, 10, true);
+    serve(*first, 0, 0, 10, true);
 
     auto second = make_generation(config_of({"127.0.0.1:8003", "127.0.0.1:8001"}), 3, first.get());
     const SharedTable& after = second->segment.table();
@@ -62,7 +82,14 @@ TEST(Generation, ReloadCarriesHealthAndCountersOfKeptTargets) {
     EXPECT_EQ(kept.passive_failures, 4u);
     EXPECT_EQ(kept.connections, 1u);
     EXPECT_EQ(kept.bytes_to_client, 20u);
-    EXPECT_EQ(kept.active, 0u) << "the open connection belongs to the old generation";
+    EXPECT_EQ(second->ledger, first->ledger) << "one ledger for every generation";
+    EXPECT_EQ(after.groups[1].ledger_group, before.groups[0].ledger_group);
+    EXPECT_EQ(open_connections(*second, 1, 0), 1u)
+        << "the old generation's open connection counts against the new one's cap";
+    EXPECT_NE(after.groups[0].ledger_group, before.groups[0].ledger_group);
+    EXPECT_NE(after.groups[0].ledger_group, before.groups[1].ledger_group)
+        << "a new target takes a group no live generation uses";
+    EXPECT_EQ(open_connections(*second, 0, 0), 0u);
     EXPECT_EQ(after.slot(0, 0).up, 1u);
     EXPECT_EQ(after.slot(0, 0).connections, 0u);
     ASSERT_NE(first->handed_over, nullptr);
@@ -83,13 +110,15 @@ TEST(Generation, DescribeChanges) {
 
 TEST(Generation, WhatADrainingGenerationCountsJoinsTheCurrentOne) {
     auto first = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 2, nullptr);
-    serve(first->segment.table(), 0, 0, 10);
+    serve(*first, 0, 0, 10);
     auto second = make_generation(config_of({"127.0.0.1:8001"}), 2, first.get());
-    // After the switch: the old workers finish connections, the new ones serve.
-    serve(first->segment.table(), 0, 0, 100, true);
-    serve(first->segment.table(), 1, 0, 1000);  // a target the new config dropped
+    // After the switch: the old workers finish connections, the new ones serve; one old
+    // worker is stopped at drain_timeout with its connection still counted.
+    serve(*first, 0, 0, 100, true);
+    serve(*first, 1, 0, 1000);  // a target the new config dropped
     first->segment.table().rejected_no_target.fetch_add(3);
-    serve(second->segment.table(), 0, 0, 5, true);
+    serve(*second, 0, 0, 5, true);
+    EXPECT_EQ(open_connections(*second, 0, 0), 2u);
 
     carry_over_drained(*first, *second);
     const SharedTable& now = second->segment.table();
@@ -99,19 +128,20 @@ TEST(Generation, WhatADrainingGenerationCountsJoinsTheCurrentOne) {
     EXPECT_EQ(slot.connections, 3u);
     EXPECT_EQ(slot.bytes_to_target, 115u);
     EXPECT_EQ(slot.bytes_to_client, 230u);
-    EXPECT_EQ(slot.active, 1u) << "only the current generation's open connection";
+    EXPECT_EQ(open_connections(*second, 0, 0), 1u)
+        << "the finished generation's stopped worker's connection is given back";
 }
 
 TEST(Generation, ChainedReloadsCountEachConnectionOnce) {
     auto g1 = make_generation(config_of({"127.0.0.1:8001"}), 1, nullptr);
-    serve(g1->segment.table(), 0, 0, 1);
+    serve(*g1, 0, 0, 1);
     auto g2 = make_generation(config_of({"127.0.0.1:8001"}), 1, g1.get());
-    serve(g1->segment.table(), 0, 0, 10);  // g1 drains
-    serve(g2->segment.table(), 0, 0, 100);
+    serve(*g1, 0, 0, 10);  // g1 drains
+    serve(*g2, 0, 0, 100);
     auto g3 = make_generation(config_of({"127.0.0.1:8001"}), 1, g2.get());
-    serve(g1->segment.table(), 0, 0, 1000);  // g1 still drains, g2 too
-    serve(g2->segment.table(), 0, 0, 10000);
-    serve(g3->segment.table(), 0, 0, 100000);
+    serve(*g1, 0, 0, 1000);  // g1 still drains, g2 too
+    serve(*g2, 0, 0, 10000);
+    serve(*g3, 0, 0, 100000);
     // g1 ends first, when g3 already serves, then g2: both hand to g3.
     carry_over_drained(*g1, *g3);
     carry_over_drained(*g2, *g3);
@@ -119,6 +149,41 @@ TEST(Generation, ChainedReloadsCountEachConnectionOnce) {
     EXPECT_EQ(slot.connections, 6u);
     EXPECT_EQ(slot.bytes_to_target, 111111u);
     EXPECT_EQ(g3->segment.table().connections, 6u);
+}
+
+TEST(Generation, ANewTargetTakesAGroupNoLiveGenerationUsesAndThatCountsNothing) {
+    auto g1 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 1, nullptr);
+    const uint32_t dropped = g1->segment.table().groups[1].ledger_group;
+    auto g2 = make_generation(config_of({"127.0.0.1:8001"}), 1, g1.get());
+    auto g3 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8003"}), 1, g2.get());
+    EXPECT_NE(g3->segment.table().groups[1].ledger_group, dropped) << "g1 still drains";
+    // g1 has ended, but its group still counts a connection nobody gave back.
+    const LedgerBook& book = *g1->ledger;
+    g1->ledger->ledger().groups[dropped].active[3] = 1;
+    g1.reset();
+    EXPECT_EQ(book.holders(dropped), 0u);
+    auto g4 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8004"}), 1, g3.get());
+    EXPECT_NE(g4->segment.table().groups[1].ledger_group, dropped);
+    // Once it counts nothing, the group is free again.
+    g4->ledger->ledger().groups[dropped].active[3] = 0;
+    auto g5 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8005"}), 1, g4.get());
+    EXPECT_EQ(g5->segment.table().groups[1].ledger_group, dropped);
+}
+
+TEST(Generation, ReloadFailsWithNothingChangedWhenEveryGroupIsInUse) {
+    constexpr int kTargets = static_cast<int>(kMaxTargets);
+    std::vector<std::unique_ptr<Generation>> live;
+    live.push_back(make_generation(config_of_range(10000, kTargets), 1, nullptr));
+    for (size_t g = 1; g < kLedgerGroups / kMaxTargets; ++g) {
+        live.push_back(
+            make_generation(config_of_range(10000 + static_cast<int>(g) * kTargets, kTargets), 1,
+                            live.back().get()));
+    }
+    Generation& serving = *live.back();
+    EXPECT_THROW(make_generation(config_of_range(20000, 1), 1, &serving), std::runtime_error);
+    EXPECT_EQ(serving.handed_over, nullptr) << "a failed reload changes nothing";
+    // A kept target needs no new group.
+    EXPECT_NE(make_generation(config_of_range(10000 + 3 * kTargets, 1), 1, &serving), nullptr);
 }
 
 TEST(CounterCarry, FollowsTheAddressNotTheSlotOnPlainTables) {
@@ -135,7 +200,6 @@ TEST(CounterCarry, FollowsTheAddressNotTheSlotOnPlainTables) {
     from->slot(0, 0).connections += 1;
     from->slot(0, 1).connections += 2;
     from->slot(0, 1).passive_failures += 3;
-    from->slot(0, 1).active += 4;
     // In the current table the checker has since put 10.0.0.2 first, and 10.0.0.1 is gone.
     to->groups[0].address_count = 1;
     to->slot(0, 0).store_address(endpoint("10.0.0.2", 80));
@@ -145,7 +209,6 @@ TEST(CounterCarry, FollowsTheAddressNotTheSlotOnPlainTables) {
     EXPECT_EQ(to->slot(0, 0).connections, 52u);
     EXPECT_EQ(to->slot(0, 0).passive_failures, 0u)
         << "the new checker would read a carried failure as its own workers' and mark DOWN";
-    EXPECT_EQ(to->slot(0, 0).active, 0u);
     EXPECT_EQ(to->slot(0, 1).connections, 0u) << "a vanished address gets nothing";
 }
 

@@ -25,15 +25,20 @@ protected:
             t.weight = weights[i];
             config_.targets.push_back(t);
             table().groups[i].address_count = 1;
+            table().groups[i].ledger_group = static_cast<uint32_t>(i);  // as the master gives
             table().slot(i, 0).up = 1;
         }
         table().target_count = static_cast<uint32_t>(weights.size());
         picker_ = std::make_unique<Picker>(config_);
     }
     SharedTable& table() { return segment_.table(); }
+    // The open connections of target `t`'s first address (in the load ledger).
+    std::atomic<uint64_t>& active(size_t t) {
+        return ledger_.ledger().active(table(), SharedTable::slot_index(t, 0));
+    }
     // The target of the first choice, or -1.
     int pick(int64_t now_ms = 0) {
-        picker_->pick(table(), now_ms, c_);
+        picker_->pick(table(), ledger_.ledger(), now_ms, c_);
         return c_.at(0) < 0 ? -1 : c_.at(0) / k;
     }
     std::map<int, int> picks(int n, int64_t now_ms = 0) {
@@ -43,6 +48,7 @@ protected:
     }
 
     SharedSegment segment_;
+    LedgerSegment ledger_;
     Config config_;
     std::unique_ptr<Picker> picker_;
     Candidates c_;
@@ -108,12 +114,12 @@ TEST_F(Selection, WeightedRoundRobinIsSmooth) {
 
 TEST_F(Selection, LeastConnectionsTakesTheLeastLoadedPerWeight) {
     targets({1, 1, 1}, Algorithm::least_connections);
-    table().slot(0, 0).active = 5;
-    table().slot(1, 0).active = 2;
-    table().slot(2, 0).active = 7;
+    active(0) = 5;
+    active(1) = 2;
+    active(2) = 7;
     EXPECT_EQ(picks(20), (std::map<int, int>{{1, 20}}));
     targets({1, 4, 1}, Algorithm::least_connections);  // 2 of 4 beats 5 and 7 of 1
-    table().slot(1, 0).active = 6;                     // 6/4 = 1.5 still beats 5/1
+    active(1) = 6;                                     // 6/4 = 1.5 still beats 5/1
     EXPECT_EQ(pick(), 1);
 }
 
@@ -124,7 +130,7 @@ TEST_F(Selection, LeastConnectionsBreaksTiesByRotation) {
 
 TEST_F(Selection, RandomTwoNeverPicksTheLoadedOneOfTwo) {
     targets({1, 1}, Algorithm::random_two);
-    table().slot(0, 0).active = 100;
+    active(0) = 100;
     EXPECT_EQ(picks(50), (std::map<int, int>{{1, 50}}));
 }
 
@@ -146,6 +152,20 @@ TEST_F(Selection, SlowStartRampsAWeightUp) {
     EXPECT_EQ(picks(1200, 1'005'000).at(1), 400);
     // Ramp over: an equal share again.
     EXPECT_EQ(picks(100, 1'011'000).at(1), 50);
+}
+
+// Targets UP since start-up never flipped (up_since_ms 0) and get their full share at once,
+// however long the machine has been up: with slow_start = 2h at 35 min of uptime the split
+// used to be 12/48 instead of 30/30.
+TEST_F(Selection, SlowStartDoesNotRampTargetsUpSinceStartUp) {
+    targets({1, 1});
+    config_.targets[1].slow_start = Millis(2 * 3'600'000);
+    picker_ = std::make_unique<Picker>(config_);
+    const int64_t uptime_ms = 35 * 60'000;
+    EXPECT_EQ(picks(60, uptime_ms), (std::map<int, int>{{0, 30}, {1, 30}}));
+    // One that flipped UP later still ramps: 35 min into 2 h is 4/16 of its weight.
+    table().slot(1, 0).up_since_ms = 1;
+    EXPECT_EQ(picks(100, uptime_ms + 1), (std::map<int, int>{{0, 80}, {1, 20}}));
 }
 
 }  // namespace

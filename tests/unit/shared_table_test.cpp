@@ -1,6 +1,8 @@
 // The shared table: address publication, round-robin selection, and cross-process atomics.
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +43,46 @@ TEST(SharedTable, ReaderGivesUpWhileAWriterIsMidUpdate) {
     slot.address_seq.fetch_add(1);
     net::Endpoint out;
     EXPECT_FALSE(slot.load_address(out));
+}
+
+// A checker killed while writing an address leaves the sequence count odd; the respawned
+// checker's next write must make the address readable again (it used to keep the count odd
+// for ever: 503 while the log said UP).
+TEST(SharedTable, WriterAfterAWriterKilledMidUpdateIsReadable) {
+    SharedSegment segment;
+    TargetSlot& slot = segment.table().slot(0, 0);
+    const net::Endpoint first = endpoint("127.0.0.1", 1);
+    const net::Endpoint second = endpoint("::1", 2);
+    const pid_t writer = fork();
+    ASSERT_GE(writer, 0);
+    if (writer == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a failed test
+        for (uint64_t i = 0;; ++i) slot.store_address(i % 2 ? first : second);
+    }
+    // Stop the writer until it is caught with the count odd (mid-update), then kill it there.
+    bool caught = false;
+    for (int attempt = 0; attempt < 100'000 && !caught; ++attempt) {
+        while ((slot.address_seq.load() & 1) == 0) {
+        }
+        ASSERT_EQ(::kill(writer, SIGSTOP), 0);
+        int status = 0;
+        ASSERT_EQ(waitpid(writer, &status, WUNTRACED), writer);
+        caught = (slot.address_seq.load() & 1) != 0;
+        ASSERT_EQ(::kill(writer, caught ? SIGKILL : SIGCONT), 0);
+    }
+    int status = 0;
+    if (!caught) ::kill(writer, SIGKILL);
+    ASSERT_EQ(waitpid(writer, &status, 0), writer);
+    ASSERT_TRUE(caught) << "never stopped the writer in the middle of an update";
+    net::Endpoint out;
+    EXPECT_FALSE(slot.load_address(out)) << "the killed writer's half-written address";
+    const net::Endpoint next = endpoint("127.0.0.1", 3);
+    slot.store_address(next);
+    ASSERT_TRUE(slot.load_address(out)) << "the next writer's address must be readable";
+    EXPECT_TRUE(out == next);
+    slot.store_address(first);
+    ASSERT_TRUE(slot.load_address(out));
+    EXPECT_TRUE(out == first);
 }
 
 // Cross-process atomics are platform behaviour: K forked processes doing M fetch_add each

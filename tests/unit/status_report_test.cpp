@@ -200,6 +200,7 @@ TargetConfig target(const std::string& address) {
 
 TEST(StatusReport, SnapshotReadsEveryStatOfEveryUsedSlot) {
     auto table = std::make_unique<SharedTable>();  // plain memory: no process shares it
+    auto ledger = std::make_unique<LoadLedger>();
     Config config;
     config.targets = {target("127.0.0.1:8001"), target("unknown.invalid:8002")};
     table->generation = 5;
@@ -209,11 +210,16 @@ TEST(StatusReport, SnapshotReadsEveryStatOfEveryUsedSlot) {
     table->slot(0, 1).store_address(endpoint("::1", 8001));
     table->slot(0, 1).up = 1;
     table->slot(0, 1).check_us = 2500;
-    for (size_t i = 0; i < kTargetStats.size(); ++i)
-        table->slot(0, 1).*kTargetStats[i].field = 10 + i;
+    table->groups[0].ledger_group = 7;  // the open connections: in the ledger's group 7
+    for (size_t i = 0; i < kTargetStats.size(); ++i) {
+        if (kTargetStats[i].field == nullptr)
+            ledger->groups[7].active[1] = 10 + i;
+        else
+            table->slot(0, 1).*kTargetStats[i].field = 10 + i;
+    }
     table->slot(0, 0).reason = static_cast<uint32_t>(DownReason::refused);
 
-    const StatusSnapshot s = take_snapshot(config, *table);
+    const StatusSnapshot s = take_snapshot(config, *table, *ledger);
     EXPECT_EQ(s.generation, 5u);
     EXPECT_EQ(s.connections, 9u);
     ASSERT_EQ(s.addresses.size(), 3u);

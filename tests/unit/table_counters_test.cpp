@@ -23,14 +23,16 @@ size_t health_and_address_bytes() {
 TEST(TableCounters, EveryTargetSlotFieldIsListedOnce) {
     std::set<size_t> offsets;
     const TargetSlot slot;
+    size_t in_slot = 0;
     for (const TargetStat& stat : kTargetStats) {
+        if (stat.field == nullptr) continue;  // the open connections: in the LoadLedger
+        ++in_slot;
         const auto at = reinterpret_cast<const char*>(&(slot.*stat.field)) -
                         reinterpret_cast<const char*>(&slot);
         EXPECT_TRUE(offsets.insert(static_cast<size_t>(at)).second) << stat.json << " twice";
     }
     // The listed fields and the others cover the slot up to its cache-line padding.
-    const size_t used =
-        kTargetStats.size() * sizeof(std::atomic<uint64_t>) + health_and_address_bytes();
+    const size_t used = in_slot * sizeof(std::atomic<uint64_t>) + health_and_address_bytes();
     EXPECT_EQ(used, offsetof(TargetSlot, address_words) + sizeof TargetSlot::address_words)
         << "a TargetSlot field is neither in kTargetStats nor a health or address field";
 }
