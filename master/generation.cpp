@@ -54,9 +54,10 @@ void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
 
 }  // namespace
 
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous) {
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous,
+                                            uint64_t number) {
     auto generation = std::make_unique<Generation>();
-    generation->number = previous ? previous->number + 1 : 1;
+    generation->number = number != 0 ? number : previous ? previous->number + 1 : 1;
     generation->workers = workers;
     generation->config = std::move(config);
     SharedTable& table = generation->segment.table();

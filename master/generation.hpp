@@ -30,8 +30,10 @@ struct Generation {
 // reason `unresolved` otherwise; on a reload they get no address here (no resolver call in
 // the master while it supervises): the new checker resolves and checks them in its first
 // round, before the generation is switched to. Sets `previous->handed_over`, the checker's
-// silence bound and a first heartbeat.
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous);
+// silence bound and a first heartbeat. `number`: the new generation's number; 0 for the one
+// after `previous` (1 without). A failed reload uses up its number, so the master passes its own.
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous,
+                                            uint64_t number = 0);
 
 // The least time without a checker heartbeat that counts as "no checker runs".
 inline constexpr int64_t kMinCheckerSilenceMs = 3000;

@@ -62,7 +62,9 @@ void Supervisor::reload() {
         return;
     }
     const unsigned workers = worker_count(cli_workers_, config);
-    auto next = make_generation(std::move(config), workers, current_.get());
+    // Numbers are never reused: a failed reload's generation may still be draining.
+    last_number_ = std::max(last_number_, current_->number) + 1;
+    auto next = make_generation(std::move(config), workers, current_.get(), last_number_);
     PendingSwitch pending;
     pending.start = mark_counters(next->segment.table());
     pending.changes = describe_changes(*current_, *next);

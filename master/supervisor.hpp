@@ -142,6 +142,7 @@ private:
     std::vector<std::unique_ptr<Generation>> draining_;
     std::optional<PendingSwitch> pending_;
     bool reload_queued_ = false;  // a SIGHUP came during a pending switch
+    uint64_t last_number_ = 0;    // the highest generation number given out
     Clock::time_point next_watch_{};
     Clock::time_point last_silence_log_{};
     std::vector<Child> children_;
