@@ -11,6 +11,9 @@
 namespace sluice {
 namespace {
 
+// Threads a child may run besides its own (a sanitizer's or a library's helper threads).
+constexpr uint64_t kSpareTasks = 2;
+
 // A number in the one-line file at `path`; nullopt if it is missing or says "max".
 std::optional<uint64_t> read_count(const std::string& path) {
     std::ifstream in(path);
@@ -67,7 +70,9 @@ TaskLimits read_task_limits() {
 }
 
 uint64_t reserved_tasks(unsigned workers, size_t targets) {
-    return 1 + uint64_t{workers} + 2 + 2 * uint64_t{targets};
+    // Each child: its main thread and kSpareTasks; the checker also 2 per target.
+    const uint64_t per_child = 1 + kSpareTasks;
+    return 1 + per_child * (uint64_t{workers} + 1) + 2 * uint64_t{targets};
 }
 
 size_t threads_per_worker(uint64_t budget, unsigned workers, size_t targets) {

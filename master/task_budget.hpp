@@ -29,8 +29,9 @@ TaskLimits read_task_limits();
 // The cgroup v2 path in the text of /proc/self/cgroup (the "0::/path" line), or "".
 std::string cgroup_v2_path(const std::string& proc_self_cgroup);
 
-// Tasks the master keeps out of the workers' share: itself, each worker's main thread, and
-// the checker (its main thread, one thread per target and a probe thread per target).
+// Tasks the master keeps out of the workers' share: itself; for each child (every worker and
+// the checker) its main thread and 2 spare for runtime helper threads; and for the checker
+// one thread per target and a probe thread per target.
 uint64_t reserved_tasks(unsigned workers, size_t targets);
 
 // Connection threads one worker may start within `budget` tasks: an equal share of what the

@@ -28,10 +28,10 @@ TEST(Supervisor, OnlyAWorkerExitingFatalIsGivenUpOn) {
 }
 
 TEST(TaskBudget, WorkersShareWhatTheCheckerAndTheMasterLeave) {
-    // 24 tasks, 1 worker, 1 target: master 1, worker main thread 1, checker 2 + 2.
-    EXPECT_EQ(reserved_tasks(1, 1), 6u);
-    EXPECT_EQ(threads_per_worker(24, 1, 1), 18u);
-    EXPECT_EQ(threads_per_worker(24, 2, 1), 8u);
+    // 24 tasks, 1 worker, 1 target: master 1, worker 1 + 2 spare, checker 1 + 2 spare + 2.
+    EXPECT_EQ(reserved_tasks(1, 1), 9u);
+    EXPECT_EQ(threads_per_worker(24, 1, 1), 15u);
+    EXPECT_EQ(threads_per_worker(24, 2, 1), 6u);
     EXPECT_EQ(threads_per_worker(5, 2, 1), 1u) << "at least one thread, however tight";
     EXPECT_EQ(threads_per_worker(100'000, 4, 3), (100'000u - reserved_tasks(4, 3)) / 4);
 }
