@@ -17,6 +17,10 @@ void SharedSegment::keep_from_new_children() {
     SLUICE_CHECK(::madvise(region_.get_address(), region_.get_size(), MADV_DONTFORK) == 0);
 }
 
+void SharedSegment::share_with_new_children() {
+    SLUICE_CHECK(::madvise(region_.get_address(), region_.get_size(), MADV_DOFORK) == 0);
+}
+
 SharedSegment::~SharedSegment() {
     // SharedTable is trivially destructible in practice (atomics only); end its lifetime
     // explicitly before the region unmaps.

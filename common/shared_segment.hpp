@@ -20,6 +20,10 @@ public:
     // segment of a replaced generation, which only the master still reads while its own
     // processes drain, so that no newer process keeps it alive.
     void keep_from_new_children();
+    // Undoes keep_from_new_children(): children forked from now on map it again. The master
+    // (single-threaded) toggles the segments it holds around each fork, so that a child maps
+    // its own generation's segment only.
+    void share_with_new_children();
 
     SharedTable& table() { return *table_; }
     const SharedTable& table() const { return *table_; }

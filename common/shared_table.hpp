@@ -42,6 +42,14 @@
 //   LoadLedger active       every worker of every generation, fetch_add/fetch_sub; the worker
 //                           that replaces a dead one, and the master when a generation ends,
 //                           fetch_sub what the dead processes' worker_active shares say
+//   checker_heartbeat_ms    the master (the start value, before the fork), then the health
+//                           checker's main thread, every kHeartbeatPeriodMs
+//   checker_stale_after_ms  master, before the fork
+//   checker_ready           the checker's main thread: 1 once every target's first round is
+//                           done (or it took over a known state)
+//   worker_accepting[w]     worker w only: 1 once its acceptor pool runs
+// The master reads checker_ready and worker_accepting to decide that a new generation serves
+// before it retires the old one (docs/ARCHITECTURE.md, "Reload").
 // Readers take no lock. The address is several words, so it is published with a sequence
 // counter (a seqlock whose readers give up after a bounded number of tries instead of
 // spinning if the writer died mid-update; the next write, by the respawned checker, makes
@@ -164,6 +172,14 @@ struct SharedTable {
     // generation ends, instead of leaving the count too high for ever.
     std::atomic<uint32_t> worker_active[kMaxWorkers][kMaxSlots];
 
+    // The checker's heartbeat (CLOCK_MONOTONIC ms), on its own cache line: every connection
+    // reads it (checker_silent), the checker writes it a few times a second.
+    alignas(kCacheLine) std::atomic<int64_t> checker_heartbeat_ms{0};
+    std::atomic<int64_t> checker_stale_after_ms{0};  // 0: never stale (a table in a test)
+    // Readiness of this generation's processes, read by the master during a reload.
+    std::atomic<uint32_t> checker_ready{0};
+    std::atomic<uint32_t> worker_accepting[kMaxWorkers];
+
     // The slot of address `a` of target `t`.
     static size_t slot_index(size_t t, size_t a) { return t * kAddressesPerTarget + a; }
     TargetSlot& slot(size_t t, size_t a) { return slots[slot_index(t, a)]; }
@@ -200,6 +216,15 @@ private:
         return group < kLedgerGroups ? group : 0;  // the master writes only valid groups
     }
 };
+// How often the checker writes checker_heartbeat_ms.
+inline constexpr int64_t kHeartbeatPeriodMs = 250;
+
+// True while the checker has written no heartbeat for longer than checker_stale_after_ms:
+// no checker is running to confirm or clear a DOWN mark, so workers stop trusting them.
+inline bool checker_silent(const SharedTable& table, int64_t now_ms) {
+    const int64_t bound = table.checker_stale_after_ms.load(std::memory_order_relaxed);
+    return bound > 0 && now_ms - table.checker_heartbeat_ms.load(std::memory_order_relaxed) > bound;
+}
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

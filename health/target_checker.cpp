@@ -60,15 +60,20 @@ void TargetChecker::adopt(size_t a) {
                                                               : HealthTracker::State::down);
 }
 
-void TargetChecker::run() {
+void TargetChecker::run(const std::function<void()>& known) {
     std::mt19937 random(static_cast<unsigned>(std::random_device{}()) + index_);
     const auto interval = target_.health_check.interval;
     std::uniform_real_distribution<double> first(0.0, 0.1), spread(0.9, 1.1);
-    auto next =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(interval * first(random));
+    bool waiting = count_ == 0;  // nothing known yet: round at once, then `known`
+    if (!waiting) known();
+    auto next = Clock::now() +
+                (waiting ? Clock::duration::zero()
+                         : std::chrono::duration_cast<Clock::duration>(interval * first(random)));
     for (;;) {
         std::this_thread::sleep_until(next);
         round();
+        if (waiting) known();
+        waiting = false;
         next += std::chrono::duration_cast<Clock::duration>(interval * spread(random));
         const auto now = Clock::now();
         if (next < now) next = now;  // a slow round causes no burst of catch-up checks

@@ -54,9 +54,12 @@ public:
     TargetChecker(const TargetConfig& target, size_t index, SharedTable& table,
                   HealthyCountReporter& reporter, CheckerDeps deps);
 
-    // Calls round() forever: the first within a tenth of the interval, then every
-    // interval +-10 %, so that many targets do not fire at once.
-    [[noreturn]] void run();
+    // Calls round() forever, every interval +-10 %, so that many targets do not fire at once.
+    // Calls `known` once the target's state is known: at once if the table already had its
+    // addresses (the previous generation's state, or the master's start-up resolution; the
+    // first round then comes within a tenth of the interval), else after a first round run at
+    // once (a target new to a reload is resolved and checked before the generation serves).
+    [[noreturn]] void run(const std::function<void()>& known);
 
     // One check of every address: resolve, reconcile the slots, probe at once, publish and
     // log the flips, then let the reporter log the healthy count if it changed.

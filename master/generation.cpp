@@ -37,7 +37,7 @@ void copy_group(const SharedTable& before, const CounterMark& mark, size_t from,
     after.groups[to].draining.store(before.groups[from].draining.load());
 }
 
-// A target seen for the first time: every address its name resolves to starts healthy.
+// A target of the first generation: every address its name resolves to starts healthy.
 void start_group(const TargetConfig& target, SharedTable& table, size_t t) {
     std::string error;
     const auto addresses = net::resolve(target.host_port, error);
@@ -82,9 +82,10 @@ Generation::~Generation() {
     for (uint32_t group : ledger_groups) ledger->release(group);
 }
 
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous) {
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous,
+                                            uint64_t number) {
     auto generation = std::make_unique<Generation>();
-    generation->number = previous ? previous->number + 1 : 1;
+    generation->number = number != 0 ? number : previous ? previous->number + 1 : 1;
     generation->workers = workers;
     generation->config = std::move(config);
     generation->ledger = previous ? previous->ledger : std::make_shared<LedgerBook>();
@@ -93,6 +94,8 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Gen
     const auto& targets = generation->config.targets;
     table.generation.store(generation->number);
     table.workers.store(workers);
+    table.checker_stale_after_ms.store(checker_stale_after_ms(generation->config));
+    table.checker_heartbeat_ms.store(monotonic_ms());  // its checker has that long to start
     if (previous != nullptr) {
         const SharedTable& before = previous->segment.table();
         previous->handed_over = std::make_unique<CounterMark>(mark_counters(before));
@@ -104,12 +107,23 @@ std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Gen
     for (size_t i = 0; i < targets.size(); ++i) {
         table.groups[i].ledger_group.store(generation->ledger_groups[i]);
         const int before = previous ? find_target(previous->config, target_key(targets[i])) : -1;
+        // On a reload a new target is left without addresses: the new checker resolves and
+        // checks it in its first round, which the switch waits for. The master never waits
+        // on a resolver while processes run.
         if (before >= 0)
             copy_group(previous->segment.table(), *previous->handed_over, before, table, i);
-        else
+        else if (previous == nullptr)
             start_group(targets[i], table, i);
     }
     return generation;
+}
+
+int64_t checker_stale_after_ms(const Config& config) {
+    int64_t longest = 0;
+    for (const TargetConfig& t : config.targets)
+        longest =
+            std::max<int64_t>(longest, (t.health_check.interval + t.health_check.timeout).count());
+    return std::max<int64_t>(kMinCheckerSilenceMs, 2 * longest);
 }
 
 void carry_over_drained(const Generation& finished, Generation& current) {

@@ -37,13 +37,26 @@ struct Generation {
 
 // Builds a generation for `config`. Targets also in `previous` (same address, host compared
 // without case) keep their health, reason, resolved address and counters: a target known
-// DOWN stays DOWN until a check says otherwise. Other targets start as at start-up: healthy
-// once their name resolves (resolved here, in the master, never on a connection path), DOWN
-// with the reason `unresolved` otherwise. Sets `previous->handed_over`.
+// DOWN stays DOWN until a check says otherwise. Other targets: at start-up (no `previous`)
+// healthy once their name resolves (resolved here, before any process runs), DOWN with the
+// reason `unresolved` otherwise; on a reload they get no address here (no resolver call in
+// the master while it supervises): the new checker resolves and checks them in its first
+// round, before the generation is switched to. Sets `previous->handed_over`, the checker's
+// silence bound and a first heartbeat. `number`: the new generation's number; 0 for the one
+// after `previous` (1 without). A failed reload uses up its number, so the master passes its own.
 // A carried-over target keeps its ledger group (the old generation's open connections count
 // against its cap); a new one takes a free group. Throws std::runtime_error, with nothing
 // changed, when no group is free (too many distinct targets across the live generations).
-std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous);
+std::unique_ptr<Generation> make_generation(Config config, unsigned workers, Generation* previous,
+                                            uint64_t number = 0);
+
+// The least time without a checker heartbeat that counts as "no checker runs".
+inline constexpr int64_t kMinCheckerSilenceMs = 3000;
+// How long the checker may be silent before workers stop trusting DOWN marks: two of the
+// longest check periods (interval + timeout), at least kMinCheckerSilenceMs. A checker that
+// is respawned after a crash is back well within that; one that stays away longer leaves
+// DOWN marks that nobody would ever clear.
+int64_t checker_stale_after_ms(const Config& config);
 
 // Once the last process of `finished` (a generation that handed over) has exited: adds what
 // it counted after the hand-over to `current`, whichever generation serves by then, so each

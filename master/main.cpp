@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -22,6 +24,7 @@
 #include "master/cli.hpp"
 #include "master/listeners.hpp"
 #include "master/supervisor.hpp"
+#include "master/task_budget.hpp"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "0.0.0"
@@ -79,7 +82,12 @@ int serve(const CliOptions& cli, Config config) {
     log::set_role("master");
     log::set_level(config.log_level);
     const unsigned workers = Supervisor::worker_count(cli.workers, config);
-    const size_t max_connections = connections_per_worker(raise_open_file_limit());
+    const size_t fd_cap = connections_per_worker(raise_open_file_limit());
+    const TaskLimits tasks = read_task_limits();
+    const std::optional<uint64_t> task_budget = tasks.budget();
+    const size_t task_cap =
+        task_budget ? threads_per_worker(*task_budget, workers, config.targets.size()) : SIZE_MAX;
+    const size_t max_connections = std::min(fd_cap, task_cap);
     prepare_signals();
     Listeners listeners;
     try {
@@ -90,10 +98,11 @@ int serve(const CliOptions& cli, Config config) {
     }
     LOG_NOTICE(
         "sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
-        "per worker",
+        "per worker (open files allow %zu; task limits: %s, allow %s)",
         SLUICE_VERSION, net::local_endpoint(listeners.traffic.get()).to_string().c_str(), workers,
-        config.targets.size(), max_connections);
-    Supervisor supervisor(cli.config_path, cli.workers, max_connections, std::move(listeners),
+        config.targets.size(), max_connections, fd_cap, tasks.describe().c_str(),
+        task_budget ? std::to_string(task_cap).c_str() : "any");
+    Supervisor supervisor(cli.config_path, cli.workers, fd_cap, task_budget, std::move(listeners),
                           make_generation(std::move(config), workers, nullptr));
     return supervisor.run();
 }

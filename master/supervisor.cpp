@@ -17,6 +17,7 @@
 #include "common/log.hpp"
 #include "conf/loader.hpp"
 #include "health/checker.hpp"
+#include "master/task_budget.hpp"
 #include "worker/worker.hpp"
 
 namespace sluice {
@@ -31,6 +32,9 @@ constexpr auto kQuitToKill = std::chrono::seconds(2);
 constexpr auto kForkRetry = milliseconds(500);  // after fork() failed (EAGAIN, ENOMEM)
 // The longest sigtimedwait() with a deadline pending: deadlines are re-read at least this often.
 constexpr int64_t kMaxWaitMs = 60'000;
+constexpr auto kReadyPoll = milliseconds(20);           // looks at a pending generation's readiness
+constexpr auto kWatchPeriod = std::chrono::seconds(1);  // checks of the checker's heartbeat
+constexpr auto kSilenceLogPeriod = std::chrono::seconds(10);  // "no checker" errors, at most
 
 std::string describe_status(int status) {
     if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
@@ -39,7 +43,8 @@ std::string describe_status(int status) {
 }
 
 // Switches a child to the configured user and group before it touches any connection.
-// Failing to is fatal: running as root by mistake is worse than not running.
+// Failing to is fatal (kExitFatal, a config-level error): running as root by mistake is
+// worse than not running, and every retry would fail the same way.
 void drop_privileges(const Config& config) {
     if (!config.user) return;
     const gid_t gid = *config.group;
@@ -66,26 +71,51 @@ unsigned Supervisor::worker_count(std::optional<unsigned> cli_workers, const Con
     return static_cast<unsigned>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
+bool Supervisor::gives_up_on(bool is_checker, int wait_status) {
+    return !is_checker && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == kExitFatal;
+}
+
 Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
-                       size_t max_connections_per_worker, Listeners listeners,
-                       std::unique_ptr<Generation> first)
+                       size_t max_connections_per_worker, std::optional<uint64_t> task_budget,
+                       Listeners listeners, std::unique_ptr<Generation> first)
     : config_path_(std::move(config_path)),
       cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),
+      task_budget_(task_budget),
       listeners_(std::move(listeners)),
       current_(std::move(first)),
       master_pid_(getpid()) {}
 
 const char* Supervisor::role_name(Role role) { return role == Role::health ? "health" : "worker"; }
 
-void Supervisor::add_children_of_current() {
-    const uint64_t g = current_->number;
+void Supervisor::add_children_of(const Generation& generation) {
+    const uint64_t g = generation.number;
     children_.push_back(Child{Role::health, 0, g});
-    for (unsigned i = 1; i <= current_->workers; ++i)
+    for (unsigned i = 1; i <= generation.workers; ++i)
         children_.push_back(Child{Role::worker, static_cast<int>(i), g});
 }
 
+Generation& Supervisor::generation_of(uint64_t number) {
+    return pending_ && pending_->next->number == number ? *pending_->next : *current_;
+}
+
+Listeners& Supervisor::listeners_of(uint64_t number) {
+    return pending_ && pending_->next->number == number ? pending_->listeners : listeners_;
+}
+
+void Supervisor::share_only(uint64_t number) {
+    if (!pending_) return;  // the draining segments are never shared; current_ always is
+    if (number == pending_->next->number) {
+        current_->segment.keep_from_new_children();
+        pending_->next->segment.share_with_new_children();
+    } else {
+        pending_->next->segment.keep_from_new_children();
+        current_->segment.share_with_new_children();
+    }
+}
+
 void Supervisor::spawn(Child& child) {
+    share_only(child.generation);
     const pid_t pid = fork();
     if (pid < 0) {
         LOG_ERROR("fork failed: %s; retrying", std::strerror(errno));
@@ -100,45 +130,54 @@ void Supervisor::spawn(Child& child) {
 }
 
 void Supervisor::run_child(const Child& child) {
+    Generation& generation = generation_of(child.generation);
     log::set_role(role_name(child.role));
-    log::set_level(current_->config.log_level);
-    drop_privileges(current_->config);
+    log::set_level(generation.config.log_level);
+    drop_privileges(generation.config);
     // A child never outlives the master; if the master died before prctl, leave now.
     // (After the identity change: changing credentials clears the death signal.)
     SLUICE_CHECK(prctl(PR_SET_PDEATHSIG, SIGTERM) == 0);
     if (getppid() != master_pid_) _exit(kExitOk);
     // Keep only the listener this role serves: a worker holding the admin socket (or the
     // checker the traffic one) would keep it accepting into a queue nobody reads after the
-    // master closed or replaced it.
-    if (child.role == Role::health)
-        listeners_.traffic.reset();
-    else
-        listeners_.admin.reset();
-    int code = kExitFatal;
+    // master closed or replaced it. The other generation's listeners (during a reload) go too.
+    Listeners& mine = listeners_of(child.generation);
+    UniqueFd& kept = child.role == Role::health ? mine.admin : mine.traffic;
+    for (UniqueFd* fd : {&listeners_.traffic, &listeners_.admin, &mine.traffic, &mine.admin}) {
+        if (fd != &kept) fd->reset();
+    }
+    // Anything thrown here is an ordinary failure (out of memory, of tasks...): the master
+    // respawns the child with its back-off. Only drop_privileges() exits kExitFatal.
+    int code = kExitFailure;
     try {
-        SharedTable& table = current_->segment.table();
-        LoadLedger& ledger = current_->ledger->ledger();
+        SharedTable& table = generation.segment.table();
+        LoadLedger& ledger = generation.ledger->ledger();
         // The admin listener lives in the health process, never in a worker, so it cannot
         // slow the data path. Its threads run until _exit: the server is never destroyed.
-        if (child.role == Role::health && listeners_.admin)
-            (new admin::AdminServer(listeners_.admin.get(), current_->config, table, ledger))
-                ->start();
+        if (child.role == Role::health && kept)
+            (new admin::AdminServer(kept.get(), generation.config, table, ledger))->start();
         code = child.role == Role::health
-                   ? health::run_checker(current_->config, table)
-                   : worker::run_worker(current_->config, table, ledger, listeners_.traffic.get(),
-                                        connection_cap(), static_cast<size_t>(child.index - 1));
+                   ? health::run_checker(generation.config, table)
+                   : worker::run_worker(generation.config, table, ledger, kept.get(),
+                                        connection_cap(generation),
+                                        static_cast<size_t>(child.index - 1));
     } catch (const std::exception& e) {
-        LOG_ERROR("fatal: %s", e.what());
+        LOG_ERROR("cannot run: %s", e.what());
     }
     // _exit: threads may still run; no destructor of the master's objects may run here.
     _exit(code);
 }
 
-size_t Supervisor::connection_cap() const {
-    const Config& config = current_->config;
-    if (!config.max_connections) return max_connections_per_worker_;
-    const uint64_t share = (*config.max_connections + current_->workers - 1) / current_->workers;
-    return static_cast<size_t>(std::min<uint64_t>(share, max_connections_per_worker_));
+size_t Supervisor::connection_cap(const Generation& generation) const {
+    const Config& config = generation.config;
+    size_t cap = max_connections_per_worker_;
+    if (task_budget_) {
+        cap = std::min(
+            cap, threads_per_worker(*task_budget_, generation.workers, config.targets.size()));
+    }
+    if (!config.max_connections) return cap;
+    const uint64_t share = (*config.max_connections + generation.workers - 1) / generation.workers;
+    return static_cast<size_t>(std::min<uint64_t>(share, cap));
 }
 
 void Supervisor::reap_children() {
@@ -151,28 +190,8 @@ void Supervisor::reap_children() {
         }
     }
     // Drop the children that will not come back; finish a generation once none is left.
-    std::vector<uint64_t> finished;
-    for (const Child& c : children_) {
-        if (c.retiring && c.pid == 0) finished.push_back(c.generation);
-    }
     std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
-    std::sort(finished.begin(), finished.end());
-    finished.erase(std::unique(finished.begin(), finished.end()), finished.end());
-    for (uint64_t g : finished) {
-        const bool left = std::any_of(children_.begin(), children_.end(),
-                                      [g](const Child& c) { return c.generation == g; });
-        if (!left && g != current_->number) finish_generation(g);
-    }
-}
-
-void Supervisor::finish_generation(uint64_t number) {
-    LOG_NOTICE("generation %llu has finished: its last process exited",
-               static_cast<unsigned long long>(number));
-    const auto it = std::find_if(draining_.begin(), draining_.end(),
-                                 [number](const auto& g) { return g->number == number; });
-    if (it == draining_.end()) return;
-    carry_over_drained(**it, *current_);
-    draining_.erase(it);  // unmaps its segment: nothing maps it any more
+    finish_idle_generations();
 }
 
 void Supervisor::on_child_exit(Child& child, int status) {
@@ -184,7 +203,14 @@ void Supervisor::on_child_exit(Child& child, int status) {
                    describe_status(status).c_str());
         return;
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == kExitFatal) {
+    if (pending_ && child.generation == pending_->next->number) {
+        // Not serving yet: the reload fails (check_pending), the current generation serves on.
+        child.retiring = true;
+        if (pending_->failure.empty())
+            pending_->failure = std::string(role) + " process " + describe_status(status);
+        return;
+    }
+    if (gives_up_on(child.role == Role::health, status)) {
         child.fatal = true;
         LOG_ERROR("%s process %s: fatal error, not restarting it", role,
                   describe_status(status).c_str());
@@ -242,53 +268,10 @@ void Supervisor::enforce_deadlines() {
     }
 }
 
-void Supervisor::reload() {
-    const uint64_t old_number = current_->number;
-    LOG_NOTICE("SIGHUP: reloading %s (generation %llu is serving)", config_path_.c_str(),
-               static_cast<unsigned long long>(old_number));
-    Config config;
-    Listeners listeners;
-    std::unique_ptr<Generation> next;
-    try {
-        config = load_config(config_path_);
-        const unsigned workers = worker_count(cli_workers_, config);
-        // Before open_listeners, which takes over the sockets it keeps: a failure after it
-        // would leave the serving generation without them.
-        next = make_generation(std::move(config), workers, current_.get());
-        listeners = open_listeners(next->config, &listeners_);
-    } catch (const std::runtime_error& e) {  // config, listener or ledger: nothing changed
-        LOG_ERROR("reload failed, generation %llu keeps serving: %s",
-                  static_cast<unsigned long long>(old_number), e.what());
-        return;
-    }
-    const std::string changes = describe_changes(*current_, *next);
-    const milliseconds drain = next->config.drain_timeout;
-    switch_to(std::move(next), std::move(listeners));
-    LOG_NOTICE(
-        "reload done: generation %llu is serving (%s); generation %llu drains for up to "
-        "%lld ms",
-        static_cast<unsigned long long>(current_->number), changes.c_str(),
-        static_cast<unsigned long long>(old_number), static_cast<long long>(drain.count()));
-}
-
-void Supervisor::switch_to(std::unique_ptr<Generation> next, Listeners listeners) {
-    std::vector<size_t> old_children;
-    for (size_t i = 0; i < children_.size(); ++i) {
-        if (!children_[i].retiring) old_children.push_back(i);
-    }
-    const milliseconds drain = next->config.drain_timeout;
-    current_->segment.keep_from_new_children();
-    draining_.push_back(std::move(current_));
-    current_ = std::move(next);
-    listeners_ = std::move(listeners);
-    const size_t first_new = children_.size();
-    add_children_of_current();
-    for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
-    for (size_t i : old_children) retire(children_[i], drain);
-}
-
 int Supervisor::wait_timeout_ms() const {
-    auto soonest = Clock::time_point::max();
+    auto soonest = stop_requests_ > 0 ? Clock::time_point::max() : next_watch_;
+    // A pending switch is decided on the state the new processes publish, not on a signal.
+    if (pending_) soonest = std::min(soonest, Clock::now() + kReadyPoll);
     for (const Child& child : children_) {
         if (child.pid == 0 && !child.fatal && !child.retiring)
             soonest = std::min(soonest, child.respawn_at);
@@ -326,6 +309,8 @@ void Supervisor::on_signal(int signal_number, bool stopping) {
         case SIGHUP:
             if (stopping)
                 LOG_WARN("SIGHUP while stopping: ignored");
+            else if (pending_)
+                reload_queued_ = true;  // handled once the pending switch is decided
             else
                 reload();
             break;
@@ -349,8 +334,9 @@ void Supervisor::on_signal(int signal_number, bool stopping) {
 }
 
 int Supervisor::run() {
-    add_children_of_current();
+    add_children_of(*current_);
     for (Child& child : children_) spawn(child);
+    next_watch_ = Clock::now() + kWatchPeriod;
     for (;;) {
         const int signal_number = wait_for_signal();
         const bool stopping = stop_requests_ > 0;
@@ -359,10 +345,29 @@ int Supervisor::run() {
         enforce_deadlines();
         if (stop_requests_ > 0) {
             if (children_.empty()) return exit_code_;
-        } else {
-            respawn_due();
+            continue;
+        }
+        check_pending();
+        respawn_due();
+        if (Clock::now() >= next_watch_) {
+            next_watch_ = Clock::now() + kWatchPeriod;
+            watch_checker();
         }
     }
+}
+
+void Supervisor::watch_checker() {
+    const SharedTable& table = current_->segment.table();
+    if (!checker_silent(table, monotonic_ms())) return;
+    const auto now = Clock::now();
+    if (last_silence_log_ != Clock::time_point{} && now - last_silence_log_ < kSilenceLogPeriod)
+        return;
+    last_silence_log_ = now;
+    const long long silent_ms = monotonic_ms() - table.checker_heartbeat_ms.load();
+    LOG_ERROR(
+        "no health checker has run for %lld ms (generation %llu): workers now also try targets "
+        "marked DOWN, until a checker runs again",
+        silent_ms, static_cast<unsigned long long>(current_->number));
 }
 
 }  // namespace sluice

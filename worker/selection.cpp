@@ -48,6 +48,8 @@ void Picker::pick(SharedTable& table, const LoadLedger& ledger, int64_t now_ms, 
     out.count = 0;
     out.chosen = 0;
     bool equal_weights = true;
+    // With no checker running, a DOWN mark is never cleared: try those addresses too.
+    const bool trust_down = !checker_silent(table, now_ms);
     for (size_t t = 0; t < targets; ++t) {
         if (table.groups[t].draining.load(std::memory_order_relaxed) != 0) continue;
         const size_t addresses = std::min<size_t>(
@@ -55,7 +57,7 @@ void Picker::pick(SharedTable& table, const LoadLedger& ledger, int64_t now_ms, 
         for (size_t a = 0; a < addresses; ++a) {
             const size_t i = SharedTable::slot_index(t, a);
             const TargetSlot& slot = table.slots[i];
-            if (slot.up.load(std::memory_order_acquire) == 0) continue;
+            if (trust_down && slot.up.load(std::memory_order_acquire) == 0) continue;
             uint32_t weight = weights_[t] * kWeightScale;
             // up_since_ms 0: UP since start-up (or since a reload added it), never flipped:
             // its full share at once, not a ramp counted from the machine's boot.

@@ -12,6 +12,10 @@
 //   random_two         two random candidates, the one with fewer active connections per
 //                      unit of weight (power of two choices)
 //
+// While the health checker is silent (checker_silent: none has run for a while), a DOWN
+// mark is distrusted: addresses marked DOWN are candidates too, in the same order, so a
+// target a worker marked DOWN passively is used again (a failed connect moves on as usual).
+//
 // Slow start scales a target's weight by the share of its slow_start elapsed since it came
 // back UP (at least 1/16). An address that has been UP since start-up (up_since_ms 0: the
 // checker never flipped it) gets its full weight at once.

@@ -25,6 +25,8 @@ int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int
                               serve_connection(client, peer, *context, buffers);
                           });
     pool.start();
+    // Tells the master this worker serves (a reload retires the old generation only then).
+    table.worker_accepting[worker_slot].store(1);
     LOG_DEBUG("accepting: up to %zu connections at once", max_connections);
 
     sigset_t signals;

@@ -90,10 +90,42 @@ TEST(Generation, ReloadCarriesHealthAndCountersOfKeptTargets) {
     EXPECT_NE(after.groups[0].ledger_group, before.groups[1].ledger_group)
         << "a new target takes a group no live generation uses";
     EXPECT_EQ(open_connections(*second, 0, 0), 0u);
-    EXPECT_EQ(after.slot(0, 0).up, 1u);
+    EXPECT_EQ(after.groups[0].address_count, 0u) << "a new target is left to the new checker";
+    EXPECT_EQ(after.slot(0, 0).up, 0u);
     EXPECT_EQ(after.slot(0, 0).connections, 0u);
     ASSERT_NE(first->handed_over, nullptr);
     EXPECT_EQ(second->handed_over, nullptr);
+}
+
+// The master resolves no name during a reload (it would reap and answer signals no more while
+// a resolver hangs): a new target, even one whose address is a literal, gets no address from
+// make_generation; the new generation's checker resolves it in its first round.
+TEST(Generation, ReloadResolvesNoNewTarget) {
+    auto first = make_generation(config_of({"127.0.0.1:8001"}), 1, nullptr);
+    EXPECT_EQ(first->segment.table().groups[0].address_count, 1u) << "start-up resolves";
+    auto second = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002", "localhost:8003"}),
+                                  1, first.get());
+    const SharedTable& table = second->segment.table();
+    EXPECT_EQ(table.groups[0].address_count, 1u) << "a kept target keeps its address";
+    EXPECT_EQ(table.groups[1].address_count, 0u);
+    EXPECT_EQ(table.groups[2].address_count, 0u);
+    net::Endpoint none;
+    EXPECT_FALSE(table.slot(1, 0).load_address(none));
+}
+
+// Each generation's table says how long its checker may be silent, and starts with a fresh
+// heartbeat so that a checker that is just starting is not taken for a missing one.
+TEST(Generation, CheckerSilenceBoundFollowsTheLongestCheck) {
+    auto first = make_generation(
+        config_of({"127.0.0.1:8001"}, "[health_check]\ninterval = \"20s\"\ntimeout = \"5s\"\n"), 1,
+        nullptr);
+    const SharedTable& table = first->segment.table();
+    EXPECT_EQ(table.checker_stale_after_ms, 50'000);
+    EXPECT_FALSE(checker_silent(table, monotonic_ms()));
+    EXPECT_TRUE(checker_silent(table, monotonic_ms() + 50'001));
+    EXPECT_EQ(checker_stale_after_ms(
+                  config_of({"127.0.0.1:8001"}, "[health_check]\ninterval = \"100ms\"\n")),
+              kMinCheckerSilenceMs);
 }
 
 TEST(Generation, DescribeChanges) {

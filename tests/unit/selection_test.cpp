@@ -76,6 +76,19 @@ TEST_F(Selection, NoHealthyTargetGivesNoCandidateAndTakesNoTicket) {
     EXPECT_EQ(table().round_robin.load(), 0u);
 }
 
+// While no checker runs (its heartbeat is older than the table's bound), DOWN marks are not
+// trusted: a target a worker marked DOWN passively is a candidate again, in the usual order.
+TEST_F(Selection, DownTargetsAreCandidatesWhileTheCheckerIsSilent) {
+    targets({1, 1, 1});
+    table().slot(1, 0).up = 0;
+    table().checker_stale_after_ms = 3000;
+    table().checker_heartbeat_ms = 10'000;
+    EXPECT_EQ(picks(10, 13'000), (std::map<int, int>{{0, 5}, {2, 5}})) << "fresh: trusted";
+    EXPECT_EQ(picks(9, 13'001), (std::map<int, int>{{0, 3}, {1, 3}, {2, 3}})) << "silent";
+    table().groups[2].draining = 1;
+    EXPECT_EQ(picks(10, 13'001), (std::map<int, int>{{0, 5}, {1, 5}})) << "draining still holds";
+}
+
 TEST_F(Selection, RetriesVisitEveryCandidateOnceStartingAtTheChoice) {
     targets({1, 1, 1});
     table().round_robin = 4;  // ticket 4 % 3 == 1
