@@ -1,180 +1,171 @@
 #include "admin/admin_server.hpp"
 
-#include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <cctype>
+#include <algorithm>
 #include <cerrno>
-#include <chrono>
+#include <climits>
 #include <cstring>
-#include <string>
-#include <system_error>
+#include <optional>
 #include <thread>
 
-#include "admin/http_request.hpp"
-#include "admin/status_report.hpp"
+#include "common/check.hpp"
 #include "common/log.hpp"
-#include "common/net.hpp"
 
 namespace sluice::admin {
 namespace {
 
-constexpr size_t kMaxRequestHead = 8192;
-constexpr int kTimeoutSeconds = 5;
+using Clock = std::chrono::steady_clock;
 
-// Sends a whole reply within kTimeoutSeconds. A client that went away or stalls past it
-// just loses the reply: there is no one to tell.
-void send_all(int fd, const std::string& data) {
-    const net::Deadline deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
-    (void)net::send_all(fd, data, deadline);
-}
+constexpr int kAcceptBatch = 16;             // accepts per wake-up, so clients get their turn
+constexpr size_t kMaxLingerBytes = 1 << 16;  // read and dropped after a reply, at most
+constexpr auto kAcceptPause = std::chrono::milliseconds(50);
 
-std::string response(int status, const char* reason, const char* type, const std::string& body,
-                     bool head_only) {
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                      "\r\nContent-Type: " + type +
-                      "\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
-    if (!head_only) out += body;
-    return out;
-}
-
-bool is_loopback(const net::Endpoint& e) {
-    if (e.family() == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(&e.storage);
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (e.family() == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&e.storage);
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
-    }
-    return false;
-}
-
-// %XX escapes in a path segment ("%5B%3A%3A1%5D%3A80" for "[::1]:80").
-std::string url_decode(const std::string& text) {
-    std::string out;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() &&
-            std::isxdigit(static_cast<unsigned char>(text[i + 1])) &&
-            std::isxdigit(static_cast<unsigned char>(text[i + 2]))) {
-            out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
-            i += 2;
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
+// Milliseconds from now until `deadline` for poll(), rounded up; -1 for "no deadline".
+int poll_timeout(Clock::time_point now, const std::optional<Clock::time_point>& deadline) {
+    if (!deadline) return -1;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count();
+    return static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
 }
 
 }  // namespace
 
-std::string AdminServer::set_draining(const std::string& path, bool from_loopback) {
-    if (!from_loopback)
-        return response(403, "Forbidden", "text/plain", "only from loopback\n", false);
-    // /targets/NAME/drain or /targets/NAME/enable
-    const std::string rest = path.substr(std::string("/targets/").size());
-    const auto slash = rest.rfind('/');
-    const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (action != "drain" && action != "enable")
-        return response(404, "Not Found", "text/plain", "POST /targets/NAME/drain or /enable\n",
-                        false);
-    const std::string name = url_decode(rest.substr(0, slash));
-    for (size_t t = 0; t < config_.targets.size(); ++t) {
-        if (config_.targets[t].address != name) continue;
-        const bool drain = action == "drain";
-        table_.groups[t].draining.store(drain ? 1 : 0);
-        LOG_NOTICE("admin: target %s %s", name.c_str(),
-                   drain ? "draining: no new connections" : "enabled");
-        return response(200, "OK", "text/plain", name + (drain ? " draining\n" : " enabled\n"),
-                        false);
-    }
-    return response(404, "Not Found", "text/plain", "no target \"" + name + "\"\n", false);
-}
-
 AdminServer::AdminServer(int listen_fd, const Config& config, SharedTable& table,
                          const LoadLedger& ledger)
-    : listen_fd_(listen_fd), config_(config), table_(table), ledger_(ledger) {}
+    : listen_fd_(listen_fd), routes_(config, table, ledger) {
+    clients_.reserve(kMaxClients);
+}
 
 void AdminServer::start() {
-    std::thread([this] { accept_loop(); }).detach();
+    const int flags = ::fcntl(listen_fd_, F_GETFL);
+    SLUICE_CHECK(flags >= 0 && ::fcntl(listen_fd_, F_SETFL, flags | O_NONBLOCK) == 0);
+    std::thread([this] { run(); }).detach();
 }
 
-void AdminServer::accept_loop() {
+void AdminServer::run() {
+    std::vector<pollfd> fds;
+    fds.reserve(kMaxClients + 1);
     for (;;) {
-        const int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (client < 0) {
-            if (errno != EINTR && errno != ECONNABORTED)
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));  // EMFILE and co.
-            continue;
+        const auto now = Clock::now();
+        fds.clear();
+        std::optional<Clock::time_point> wake;
+        const bool accepting = now >= accept_paused_until_;
+        fds.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
+        if (!accepting) wake = accept_paused_until_;
+        for (const Client& c : clients_) {
+            fds.push_back(
+                {c.fd.get(), static_cast<short>(c.phase == Phase::writing ? POLLOUT : POLLIN), 0});
+            wake = wake ? std::min(*wake, c.deadline) : c.deadline;
         }
-        if (clients_.fetch_add(1) >= kMaxClients) {
-            clients_.fetch_sub(1);
-            ::close(client);  // too many at once: the newest waits no slot
-            continue;
+        if (::poll(fds.data(), fds.size(), poll_timeout(now, wake)) < 0 && errno != EINTR)
+            LOG_ERROR("admin: poll: %s", std::strerror(errno));
+        const auto after = Clock::now();
+        for (size_t i = 0; i < clients_.size(); ++i) {
+            Client& c = clients_[i];
+            if (fds[i + 1].revents != 0) advance(c);
+            if (c.phase != Phase::done && after >= c.deadline) c.phase = Phase::done;  // silent
         }
-        try {
-            std::thread([this, client] {
-                serve(client);
-                ::close(client);
-                clients_.fetch_sub(1);
-            }).detach();
-        } catch (const std::system_error&) {  // out of threads: refuse this client only
-            ::close(client);
-            clients_.fetch_sub(1);
-        }
+        std::erase_if(clients_, [](const Client& c) { return c.phase == Phase::done; });
+        if ((fds[0].revents & POLLIN) != 0) accept_ready();
     }
 }
 
-void AdminServer::serve(int client) {
-    // The whole request head within kTimeoutSeconds, however it is sliced: a client that
-    // trickles a byte at a time cannot hold one of the kMaxClients slots for longer.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kTimeoutSeconds);
-    std::string head;
-    char buffer[2048];
-    while (head.find("\r\n\r\n") == std::string::npos) {
-        if (head.size() > kMaxRequestHead) {
-            return send_all(client, response(431, "Request Header Fields Too Large", "text/plain",
-                                             "request head too large\n", false));
+void AdminServer::accept_ready() {
+    for (int i = 0; i < kAcceptBatch; ++i) {
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)  // EMFILE and co.: try again later
+                accept_paused_until_ = Clock::now() + kAcceptPause;
+            return;
         }
-        if (net::wait_ready(client, POLLIN, deadline) != 0) return;  // silent past the deadline
-        const ssize_t n = ::recv(client, buffer, sizeof buffer, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return;  // closed or reset
-        if (n < 0) continue;
-        head.append(buffer, static_cast<size_t>(n));
+        if (clients_.size() >= kMaxClients) evict_oldest();
+        Client& c = clients_.emplace_back();
+        c.fd.reset(fd);
+        c.peer = net::peer_endpoint(fd);
+        c.deadline = Clock::now() + kRequestDeadline;
+        advance(c);  // a prompt client's request is usually here already
+        if (c.phase == Phase::done) clients_.pop_back();
     }
-    RequestLine request;
-    if (!parse_request_line(head, request).empty())
-        return send_all(client, response(400, "Bad Request", "text/plain", "bad request\n", false));
-    const std::string& method = request.method;
-    const std::string& path = request.path;
-    const bool head_only = method == "HEAD";
-    if (method == "POST" && path.rfind("/targets/", 0) == 0) {
-        const net::Endpoint peer = net::peer_endpoint(client);
-        return send_all(client, set_draining(path, is_loopback(peer)));
+}
+
+void AdminServer::evict_oldest() {
+    // Every client has the same time in all, so the earliest deadline is the one open longest.
+    const auto oldest =
+        std::min_element(clients_.begin(), clients_.end(),
+                         [](const Client& a, const Client& b) { return a.deadline < b.deadline; });
+    LOG_DEBUG("admin: all %zu slots taken: closing %s, open longest", kMaxClients,
+              oldest->peer.to_string().c_str());
+    clients_.erase(oldest);
+}
+
+void AdminServer::advance(Client& client) {
+    if (client.phase == Phase::reading) read_head(client);
+    if (client.phase == Phase::writing) write_reply(client);
+    if (client.phase == Phase::lingering) linger(client);
+}
+
+void AdminServer::read_head(Client& client) {
+    char buffer[4096];
+    for (;;) {
+        const ssize_t n = ::recv(client.fd.get(), buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // wait for more
+        if (n <= 0) {  // closed or reset before a whole request: nobody to answer
+            client.phase = Phase::done;
+            return;
+        }
+        const size_t searched_from = client.in.size() < 3 ? 0 : client.in.size() - 3;
+        client.in.append(buffer, static_cast<size_t>(n));
+        const size_t end = client.in.find("\r\n\r\n", searched_from);
+        if (end != std::string::npos && end + 4 <= kMaxRequestHead) {
+            client.out = routes_.reply(std::string_view(client.in).substr(0, end + 4), client.peer);
+        } else if (client.in.size() >= kMaxRequestHead) {
+            client.out = plain_reply(431, "request head too large\n");
+        } else {
+            continue;
+        }
+        client.in.clear();
+        client.in.shrink_to_fit();
+        client.phase = Phase::writing;
+        return;
     }
-    if (method != "GET" && !head_only) {
-        return send_all(client, response(405, "Method Not Allowed", "text/plain",
-                                         "GET /, /status or /metrics; POST "
-                                         "/targets/NAME/drain or /enable\n",
-                                         false));
+}
+
+void AdminServer::write_reply(Client& client) {
+    while (client.sent < client.out.size()) {
+        const ssize_t n = ::send(client.fd.get(), client.out.data() + client.sent,
+                                 client.out.size() - client.sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // wait until writable
+        if (n < 0) {
+            client.phase = Phase::done;  // the client went away: there is no one to tell
+            return;
+        }
+        client.sent += static_cast<size_t>(n);
     }
-    const StatusSnapshot snapshot = take_snapshot(config_, table_, ledger_);
-    if (path == "/metrics") {
-        send_all(client, response(200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                                  render_prometheus(snapshot), head_only));
-    } else if (path == "/status") {
-        send_all(client, response(200, "OK", "application/json", render_json(snapshot), head_only));
-    } else if (path == "/") {
-        send_all(client,
-                 response(200, "OK", "text/html; charset=utf-8", render_html(snapshot), head_only));
-    } else {
-        send_all(client, response(404, "Not Found", "text/plain", "try /, /status or /metrics\n",
-                                  head_only));
+    // All sent: end our side and wait for the client's end, reading what it still sends (a
+    // body we did not read), so that closing does not reset the connection before the client
+    // read the reply.
+    client.out.clear();
+    client.out.shrink_to_fit();
+    ::shutdown(client.fd.get(), SHUT_WR);
+    client.phase = Phase::lingering;
+}
+
+void AdminServer::linger(Client& client) {
+    char buffer[4096];
+    for (;;) {
+        const ssize_t n = ::recv(client.fd.get(), buffer, sizeof buffer, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        client.discarded += n > 0 ? static_cast<size_t>(n) : 0;
+        if (n <= 0 || client.discarded > kMaxLingerBytes) {
+            client.phase = Phase::done;
+            return;
+        }
     }
 }
 

@@ -76,8 +76,13 @@ struct Config {
     std::string user_name;
     HealthCheckConfig health_check;
     std::vector<TargetConfig> targets;
-    std::optional<net::HostPort> admin;       // the admin HTTP listener; none when unset
-    bool admin_allow_remote = false;          // allow a non-loopback admin address
+    std::optional<net::HostPort> admin;  // the admin HTTP listener; none when unset
+    bool admin_allow_remote = false;     // allow a non-loopback admin address
+    // admin_token_file, resolved against the config file's directory, and the token it holds
+    // (read at load, so a reload re-reads it): required as "Authorization: Bearer TOKEN" for
+    // admin POSTs, and for every admin request with admin_allow_remote. Empty: no token.
+    std::string admin_token_file;
+    std::string admin_token;
     log::Level log_level = log::Level::info;  // info adds one line per connection
 };
 

@@ -1,8 +1,11 @@
 #include "conf/loader.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -290,9 +293,65 @@ bool is_loopback(const std::string& host) {
     return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
-// `admin` and `admin_allow_remote`: the admin listener is loopback-only unless allowed.
+// The token in `path`: one line of printable ASCII without spaces (it travels as
+// "Authorization: Bearer TOKEN"), at least kMinTokenLength long; trailing CR/LF stripped.
+// Returns "" and fills `token`, or what is wrong. A FIFO or device would block or never end
+// the read, so only a regular file is read, and at most kMaxTokenFile bytes of it.
+std::string read_token_file(const std::string& path, std::string& token) {
+    constexpr size_t kMaxTokenFile = 4096, kMinTokenLength = 16;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return std::string("cannot open it: ") + std::strerror(errno);
+    struct stat st {};
+    std::string text(kMaxTokenFile + 1, '\0');
+    ssize_t n = -1;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, text.data(), text.size());
+    const int read_errno = errno;
+    ::close(fd);
+    if (!S_ISREG(st.st_mode)) return "not a regular file";
+    if (n < 0) return std::string("cannot read it: ") + std::strerror(read_errno);
+    if (static_cast<size_t>(n) > kMaxTokenFile)
+        return "longer than " + std::to_string(kMaxTokenFile) + " bytes";
+    text.resize(static_cast<size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) return "the file is empty";
+    for (const char c : text) {
+        if (c <= ' ' || c >= 0x7f)
+            return "the token must be one line of printable ASCII without spaces (it is sent "
+                   "as \"Authorization: Bearer TOKEN\")";
+    }
+    if (text.size() < kMinTokenLength)
+        return "the token has " + std::to_string(text.size()) + " characters; use at least " +
+               std::to_string(kMinTokenLength) + " (for example: openssl rand -hex 32)";
+    token = std::move(text);
+    return {};
+}
+
+// `admin_token_file`: read now (and again at each reload); relative to the config's folder.
+void read_admin_token(const TableReader& reader, Config& config) {
+    const std::string* file = reader.string("admin_token_file");
+    if (file == nullptr) return;
+    const Value& at = *reader.find("admin_token_file");
+    if (reader.find("admin") == nullptr)
+        fail(reader.file(), at, "\"admin_token_file\" needs \"admin\" (the admin listener)");
+    std::filesystem::path path(*file);
+    if (path.is_relative()) path = std::filesystem::path(config.path).parent_path() / path;
+    config.admin_token_file = path.string();
+    const std::string error = read_token_file(config.admin_token_file, config.admin_token);
+    if (!error.empty())
+        fail(
+            reader.file(), at,
+            "\"admin_token_file\" = \"" + *file + "\" (" + config.admin_token_file + "): " + error);
+}
+
+// `admin`, `admin_allow_remote` and `admin_token_file`: the admin listener is loopback-only
+// unless allowed, and allowed only with a token.
 void read_admin(const TableReader& reader, Config& config) {
     reader.boolean("admin_allow_remote", config.admin_allow_remote);
+    read_admin_token(reader, config);
+    if (config.admin_allow_remote && config.admin_token.empty())
+        fail(reader.file(), *reader.find("admin_allow_remote"),
+             "\"admin_allow_remote\" = true needs \"admin_token_file\": every admin request "
+             "must then carry \"Authorization: Bearer TOKEN\"");
     const std::string* admin = reader.string("admin");
     if (admin == nullptr) return;
     config.admin = host_port(reader, "admin", *admin, true);
@@ -369,7 +428,8 @@ Config build(const Value& root, const std::string& file) {
         file, root, "the top level",
         {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
          "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
-         "group", "admin", "admin_allow_remote", "log_level", "health_check", "targets"});
+         "group", "admin", "admin_allow_remote", "admin_token_file", "log_level", "health_check",
+         "targets"});
     read_top_level(reader, config);
     read_identity(reader, config);
     read_admin(reader, config);

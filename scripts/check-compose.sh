@@ -2,7 +2,8 @@
 # Checks the docker compose demo without a Docker engine (these machines have none):
 #   1. Debian's docker-compose (1.29) accepts compose/docker-compose.yml, and
 #      compose/Dockerfile copies every source directory CMakeLists.txt builds;
-#   2. `sluice --check` accepts compose/sluice.toml;
+#   2. `sluice --check` accepts compose/sluice.toml (a copy, beside a made-up admin-token:
+#      the real token is the user's, kept out of git, and may not exist here);
 #   3. systemd-analyze verify accepts compose/sluice.service (if systemd-analyze is here).
 # Installs docker-compose from Debian if it is missing. Uses ${BUILD_DIR:-build}/master/sluice
 # (builds it if it is not there). Exits non-zero on any failure.
@@ -17,7 +18,11 @@ cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 sluice="$build_dir/master/sluice"
 compose_file=compose/docker-compose.yml
-config=compose/sluice.toml
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+config="$scratch/sluice.toml"
+cp compose/sluice.toml "$config"
+od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$scratch/admin-token"
 
 if ! command -v docker-compose >/dev/null; then
   echo "installing docker-compose (Debian package)" >&2
@@ -47,7 +52,7 @@ if [[ ! -x $sluice ]]; then
   bash scripts/build.sh sluice
 fi
 
-echo "== $sluice --check --config $config" >&2
+echo "== $sluice --check --config compose/sluice.toml (as $config)" >&2
 if getent passwd sluice >/dev/null && getent group sluice >/dev/null; then
   "$sluice" --check --config "$config"
 else
@@ -55,8 +60,6 @@ else
     echo "user/group sluice missing here: run as root (private namespace), or create them" >&2
     exit 1
   fi
-  scratch=$(mktemp -d)
-  trap 'rm -rf "$scratch"' EXIT
   cp /etc/passwd /etc/group "$scratch/"
   chmod 644 "$scratch/passwd" "$scratch/group"
   getent passwd sluice >/dev/null ||

@@ -158,9 +158,20 @@ TEST_F(AdminTest, NonLoopbackAdminIsRefusedUnlessAllowed) {
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_THAT(r.output,
                 HasSubstr(refused + ":1: \"admin\" = \"0.0.0.0:9900\" is not a loopback"));
-    const std::string allowed = dir_.write(
-        "allowed.toml", "admin = \"0.0.0.0:9900\"\nadmin_allow_remote = true\n" + config_text());
-    EXPECT_EQ(run_command({SLUICE_BIN, "--check", "--config", allowed}).exit_code, 0);
+    // Allowed, with the token every request must then carry.
+    const std::string no_token = dir_.write(
+        "no-token.toml", "admin = \"0.0.0.0:9900\"\nadmin_allow_remote = true\n" + config_text());
+    const auto r2 = run_command({SLUICE_BIN, "--check", "--config", no_token});
+    EXPECT_EQ(r2.exit_code, 1);
+    EXPECT_THAT(r2.output, HasSubstr(no_token + ":2: \"admin_allow_remote\" = true needs "
+                                                "\"admin_token_file\""));
+    dir_.write("admin-token", "0123456789abcdef0123456789abcdef\n");
+    const std::string allowed = dir_.write("allowed.toml",
+                                           "admin = \"0.0.0.0:9900\"\nadmin_allow_remote = true\n"
+                                           "admin_token_file = \"admin-token\"\n" +
+                                               config_text());
+    const auto r3 = run_command({SLUICE_BIN, "--check", "--config", allowed});
+    EXPECT_EQ(r3.exit_code, 0) << r3.output;
 }
 
 // The page in headless Chromium: every target with its state. The screenshot it takes is

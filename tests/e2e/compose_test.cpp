@@ -82,6 +82,9 @@ protected:
                       std::string::npos)
                 << text;
         config_path_ = dir_.write("sluice.toml", text);
+        // admin_token_file = "admin-token": beside the config, as compose mounts it.
+        ASSERT_NE(text.find("\nadmin_token_file = \"admin-token\""), std::string::npos) << text;
+        dir_.write("admin-token", token_ + "\n");
         start_in_namespace();
     }
 
@@ -127,7 +130,17 @@ protected:
         return "";
     }
 
+    // An admin request as from the Docker host: with the token (admin_allow_remote is set).
+    std::string admin_request(const std::string& method, const std::string& path,
+                              bool with_token = true) {
+        return http_exchange(
+            admin_port_,
+            method + " " + path + " HTTP/1.1\r\nHost: localhost:9900\r\n" +
+                (with_token ? "Authorization: Bearer " + token_ + "\r\n" : std::string()) + "\r\n");
+    }
+
     unsigned uid_ = 0, gid_ = 0;
+    const std::string token_ = "compose-demo-token-0123456789abcdef";
 };
 
 TEST_F(ComposeTest, UpAlternatesAndRunsAsTheSluiceUser) {
@@ -152,10 +165,12 @@ TEST_F(ComposeTest, UpAlternatesAndRunsAsTheSluiceUser) {
     }
     EXPECT_EQ(proc_ids(sluice_->pid(), "Uid").substr(0, 2), "0 ");
 
-    // The admin listener (published on the host's loopback as 9900) lists both targets.
-    const HttpReply status = http_request(admin_port_, "GET", "/status");
-    EXPECT_EQ(status.status, 200) << status.raw;
-    EXPECT_NE(status.body.find("\"target\":\"http-api-2:"), std::string::npos) << status.body;
+    // The admin listener (published on the host's loopback as 9900) lists both targets, to
+    // a client with the token only.
+    const std::string status = admin_request("GET", "/status");
+    EXPECT_EQ(status_of(status), 200) << status;
+    EXPECT_NE(status.find("\"target\":\"http-api-2:"), std::string::npos) << status;
+    EXPECT_EQ(status_of(admin_request("GET", "/status", false)), 401);
 
     // docker compose kill -s HUP load-balancer: a reload, and the same two targets serve.
     sluice_->signal(SIGHUP);
@@ -190,6 +205,21 @@ TEST_F(ComposeTest, StopOneStartItStopBoth) {
     EXPECT_EQ(reply.raw,
               "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 19\r\n\r\nService Unavailable");
     EXPECT_TRUE(wait_until([&] { return log_count("Healthy targets: 0") >= 1; }, kPatience));
+}
+
+// The README's drain from the Docker host: curl with the token, then traffic moves to the
+// other instance; /enable brings it back.
+TEST_F(ComposeTest, DrainFromTheHostWithTheToken) {
+    ASSERT_TRUE(wait_until([&] { return log_count("Healthy targets: 2") >= 1; }, kPatience))
+        << sluice_->log();
+    const std::string name = "http-api-2:" + std::to_string(backends_[1].port);
+    EXPECT_EQ(status_of(admin_request("POST", "/targets/" + name + "/drain", false)), 401);
+    const std::string drained = admin_request("POST", "/targets/" + name + "/drain");
+    ASSERT_EQ(status_of(drained), 200) << drained;
+    const auto one = spread(10);
+    EXPECT_EQ(one.count("http-api-1") ? one.at("http-api-1") : 0, 10);
+    ASSERT_EQ(status_of(admin_request("POST", "/targets/" + name + "/enable")), 200);
+    EXPECT_TRUE(wait_until([&] { return get().instance == "http-api-2"; }, kPatience));
 }
 
 TEST_F(ComposeTest, PostThenGetOnlyTheInstanceThatTookItListsTheSpell) {

@@ -263,6 +263,35 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
     return reply;
 }
 
+std::string http_exchange(uint16_t port, const std::string& request,
+                          std::chrono::milliseconds timeout) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string reply;
+    const auto deadline = Clock::now() + timeout;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size())) {
+        char buffer[4096];
+        while (Clock::now() < deadline) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+            if (n <= 0) break;
+            reply.append(buffer, static_cast<size_t>(n));
+        }
+    }
+    ::close(fd);
+    return reply;
+}
+
+int status_of(const std::string& raw_reply) {
+    return raw_reply.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(raw_reply.c_str() + 9) : 0;
+}
+
 LoadGenerator::LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request) {
     for (int i = 0; i < clients; ++i) {
         threads_.emplace_back([this, port, per_request] {

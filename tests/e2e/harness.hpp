@@ -126,6 +126,13 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
                        const std::string& body = "", std::chrono::milliseconds timeout = 3s,
                        const char* host = "127.0.0.1");
 
+// Sends `request` exactly as given (any method, headers, Host) on a new connection to
+// 127.0.0.1:port and reads until the server closes or `timeout` passes: the raw reply, ""
+// when none came. `status_of` reads its status (0 when it is not an HTTP/1.1 reply).
+std::string http_exchange(uint16_t port, const std::string& request,
+                          std::chrono::milliseconds timeout = 10s);
+int status_of(const std::string& raw_reply);
+
 // Clients that open a new connection per request (GET /api/spells), back to back, until
 // stopped; they count what succeeded (status 200) and what failed. `per_request` bounds each
 // request: a test that must show no request is lost under attack on a shared machine gives
