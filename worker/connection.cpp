@@ -51,11 +51,6 @@ void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint
     }
 }
 
-int idle_ms(const Config& config) {
-    const auto ms = config.idle_timeout.count();
-    return ms == 0 ? -1 : static_cast<int>(std::min<int64_t>(ms, INT32_MAX));
-}
-
 // How the connection ended, for the log line.
 const char* end_name(const RelayResult& r) {
     switch (r.end) {
@@ -225,7 +220,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         result =
             relay(client, outcome.target.get(), buffers.to_target, buffers.to_client,
                   ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
-                  idle_ms(context.config));
+                  context.config.idle_timeout);
     }
     release(context, index);
     if (log::enabled(log::Level::info)) {
