@@ -8,8 +8,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <future>
 #include <string>
