@@ -124,7 +124,8 @@ void Supervisor::run_child(const Child& child) {
         code = child.role == Role::health
                    ? health::run_checker(current_->config, table)
                    : worker::run_worker(current_->config, table, listeners_.traffic.get(),
-                                        connection_cap(), static_cast<size_t>(child.index - 1));
+                                        connection_cap(), static_cast<size_t>(child.index - 1),
+                                        master_pid_);
     } catch (const std::exception& e) {
         LOG_ERROR("fatal: %s", e.what());
     }
@@ -208,17 +209,22 @@ void Supervisor::respawn_due() {
     }
 }
 
-void Supervisor::retire(Child& child, milliseconds grace) {
+void Supervisor::retire(Child& child, milliseconds grace, worker::StopReason why) {
     child.retiring = true;
     if (child.pid <= 0) return;
-    kill(child.pid, SIGTERM);
+    // The reason rides on the signals, so a worker logs what it cuts as drain_timeout or
+    // shutdown_timeout; the SIGQUIT carries the reason whose deadline comes first.
+    sigqueue(child.pid, SIGTERM, sigval{.sival_int = static_cast<int>(why)});
     const auto now = Clock::now();
-    child.quit_at = std::min(child.quit_at, now + grace);
+    if (now + grace < child.quit_at) {
+        child.quit_at = now + grace;
+        child.quit_reason = why;
+    }
     child.kill_at = std::min(child.kill_at, child.quit_at + kQuitToKill);
 }
 
 void Supervisor::begin_stop(milliseconds grace) {
-    for (Child& child : children_) retire(child, grace);
+    for (Child& child : children_) retire(child, grace, worker::StopReason::shutdown);
     // The workers close their copies once they stop accepting; closing ours too lets new
     // connections be refused at once instead of waiting in a queue nobody reads.
     listeners_.traffic.reset();
@@ -234,7 +240,7 @@ void Supervisor::enforce_deadlines() {
             child.kill_at = Clock::time_point::max();
         } else if (now >= child.quit_at) {
             LOG_WARN("process %d did not finish in time: stopping it now", child.pid);
-            kill(child.pid, SIGQUIT);
+            sigqueue(child.pid, SIGQUIT, sigval{.sival_int = static_cast<int>(child.quit_reason)});
             child.quit_at = Clock::time_point::max();
         }
     }
@@ -279,7 +285,7 @@ void Supervisor::switch_to(std::unique_ptr<Generation> next, Listeners listeners
     const size_t first_new = children_.size();
     add_children_of_current();
     for (size_t i = first_new; i < children_.size(); ++i) spawn(children_[i]);
-    for (size_t i : old_children) retire(children_[i], drain);
+    for (size_t i : old_children) retire(children_[i], drain, worker::StopReason::reload);
 }
 
 int Supervisor::wait_timeout_ms() const {

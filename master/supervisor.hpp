@@ -24,6 +24,7 @@
 #include "common/unique_fd.hpp"
 #include "master/generation.hpp"
 #include "master/listeners.hpp"
+#include "worker/worker.hpp"
 
 namespace sluice {
 
@@ -57,8 +58,9 @@ private:
         int quick_failures = 0;  // consecutive deaths soon after start: grows the back-off
         bool fatal = false;      // exited with kExitFatal: never respawned
         bool retiring = false;   // asked to stop: never respawned, removed once reaped
-        Clock::time_point quit_at = Clock::time_point::max();  // then SIGQUIT
-        Clock::time_point kill_at = Clock::time_point::max();  // then SIGKILL
+        Clock::time_point quit_at = Clock::time_point::max();           // then SIGQUIT
+        worker::StopReason quit_reason = worker::StopReason::shutdown;  // of quit_at
+        Clock::time_point kill_at = Clock::time_point::max();           // then SIGKILL
     };
 
     void add_children_of_current();
@@ -79,7 +81,8 @@ private:
     // generations (they drain for next's drain_timeout). The listening sockets stay open
     // throughout, so the kernel queues what arrives in between: nothing is refused.
     void switch_to(std::unique_ptr<Generation> next, Listeners listeners);
-    void retire(Child& child, std::chrono::milliseconds grace);
+    // Asks `child` to stop (SIGTERM carrying `why`) and sets its SIGQUIT and SIGKILL deadlines.
+    void retire(Child& child, std::chrono::milliseconds grace, worker::StopReason why);
     void begin_stop(std::chrono::milliseconds grace);
     void enforce_deadlines();
     int wait_timeout_ms() const;
