@@ -139,13 +139,19 @@ UniqueFd listen_tcp(const HostPort& where, int backlog) {
     return fd;
 }
 
+int poll_timeout_ms(Deadline deadline, Deadline now) {
+    // Compared before subtracting: `deadline - now` could overflow for extreme deadlines.
+    if (deadline <= now) return 0;
+    constexpr auto kLongest = std::chrono::milliseconds(INT_MAX);
+    if (deadline - now >= kLongest) return INT_MAX;
+    // Rounded up: a wait that ends a fraction of a millisecond early would only poll again.
+    return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+}
+
 int wait_ready(int fd, short events, Deadline deadline) {
     pollfd pfd{fd, events, 0};
     for (;;) {
-        const auto now = std::chrono::steady_clock::now();
-        // Rounded up: a wait that ends a fraction of a millisecond early would only poll again.
-        const int64_t left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
-        const int rc = ::poll(&pfd, 1, static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX)));
+        const int rc = ::poll(&pfd, 1, poll_timeout_ms(deadline));
         if (rc > 0) return 0;
         if (rc < 0 && errno != EINTR) return errno;
         if (rc == 0 && std::chrono::steady_clock::now() >= deadline) return ETIMEDOUT;

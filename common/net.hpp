@@ -60,6 +60,13 @@ UniqueFd listen_tcp(const HostPort& where, int backlog);
 // wait below works to one deadline, so retries after EAGAIN never extend the total time.
 using Deadline = std::chrono::steady_clock::time_point;
 
+// The poll() timeout that ends at `deadline`, seen at `now`: whole milliseconds rounded up,
+// 0 once the deadline has passed, at most INT_MAX (about 24.8 days; a caller with a farther
+// deadline polls again). Saturating, so no deadline, however far or long past, can wrap to a
+// negative (infinite) or a wrong finite timeout.
+[[nodiscard]] int poll_timeout_ms(Deadline deadline,
+                                  Deadline now = std::chrono::steady_clock::now());
+
 // Waits until `fd` is ready for `events` (POLLIN, POLLOUT) or `deadline` passes; EINTR is
 // retried. Returns 0 when ready, also on POLLHUP/POLLERR (the next call on the socket says
 // what happened), ETIMEDOUT once the deadline has passed (a deadline already past still

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "health/http_reply.hpp"
 
@@ -19,9 +20,18 @@ ProbeResult failed(DownReason reason) {
     return r;
 }
 
+// A socket call failed with `err`: the target's failure, or this process's own (then the
+// result carries `local_errno` and no verdict).
+ProbeResult failed_with(int err) {
+    const ErrnoClass failure = classify_errno(err);
+    ProbeResult r = failed(failure.reason);
+    if (!failure.blames_target) r.local_errno = err;
+    return r;
+}
+
 // A failure after the connect: running out of time now means the reply was late.
 ProbeResult failed_exchange(int err) {
-    return failed(err == ETIMEDOUT ? DownReason::response_timeout : classify_errno(err).reason);
+    return err == ETIMEDOUT ? failed(DownReason::response_timeout) : failed_with(err);
 }
 
 // Room for the longest status line parse_status_line() accepts (1024 bytes) and a little
@@ -63,6 +73,7 @@ ProbeResult read_status(int fd, const TargetConfig& target, net::Deadline deadli
 }  // namespace
 
 std::string ProbeResult::describe() const {
+    if (local_errno != 0) return std::string("cannot check: ") + std::strerror(local_errno);
     if (healthy) return status ? "status " + std::to_string(status) : "connected";
     if (reason == DownReason::bad_status) return "status " + std::to_string(status);
     return down_reason_name(reason);
@@ -74,7 +85,7 @@ ProbeResult probe(const net::Endpoint& address, const TargetConfig& target) {
     const std::string& host_header = target.address;
     const net::Deadline deadline = Clock::now() + timeout;
     UniqueFd fd = net::connect_with_timeout(address, timeout);
-    if (!fd) return failed(classify_errno(errno).reason);  // ETIMEDOUT: connect_timeout
+    if (!fd) return failed_with(errno);  // ETIMEDOUT: connect_timeout
     if (path.empty()) {
         ProbeResult ok;
         ok.healthy = true;

@@ -14,7 +14,11 @@ namespace sluice::health {
 struct ProbeResult {
     bool healthy = false;
     DownReason reason = DownReason::none;
-    int status = 0;                // HTTP status, 0 when none was read
+    int status = 0;  // HTTP status, 0 when none was read
+    // Not 0: the check could not be made for a reason of the checker's own (out of
+    // descriptors, memory or local ports: classify_errno() does not blame the target), so it
+    // says nothing about the target and must not change its verdict.
+    int local_errno = 0;
     std::string describe() const;  // "connection refused", "status 503", ...
 };
 

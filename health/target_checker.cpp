@@ -155,6 +155,7 @@ void TargetChecker::add_address(const net::Endpoint& e) {
     s.address = e;
     s.tracker = HealthTracker(rise(), fall());
     s.passive_seen = slot(a).passive_failures.load();
+    s.local_failure_logged = false;
     slot(a).up.store(0);
     slot(a).reason.store(static_cast<uint32_t>(DownReason::pending));
     slot(a).store_address(e);
@@ -201,6 +202,17 @@ void TargetChecker::publish(size_t a, ProbeResult result, uint64_t passive_befor
                             const std::string& detail) {
     AddressState& s = states_[a];
     TargetSlot& out = slot(a);
+    if (result.local_errno != 0) {
+        // Our own shortage (descriptors, memory, ports) says nothing of the target: keep its
+        // verdict, and any passive failure for the next round that can judge it. Logged once
+        // until a check can be made again.
+        if (!s.local_failure_logged)
+            LOG_WARN("target %s (%s) not checked, its state is kept: %s", target_.address.c_str(),
+                     s.address.to_string().c_str(), result.describe().c_str());
+        s.local_failure_logged = true;
+        return;
+    }
+    s.local_failure_logged = false;
     const uint64_t passive = out.passive_failures.load();
     if (passive != s.passive_seen) {
         s.passive_seen = passive;

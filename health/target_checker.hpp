@@ -70,6 +70,7 @@ private:
         net::Endpoint address;  // invalid: the slot is free
         HealthTracker tracker{1, 1};
         uint64_t passive_seen = 0;
+        bool local_failure_logged = false;  // the last check failed for a reason of our own
     };
 
     int rise() const { return target_.health_check.rise; }

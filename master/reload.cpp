@@ -122,7 +122,7 @@ void Supervisor::commit_pending() {
     current_->segment.share_with_new_children();
     listeners_ = std::move(pending.listeners);
     for (Child& child : children_) {
-        if (child.generation != current_->number) retire(child, drain);
+        if (child.generation != current_->number) retire(child, drain, worker::StopReason::reload);
     }
     LOG_NOTICE(
         "reload done: generation %llu is serving (%s); generation %llu drains for up to "
@@ -140,7 +140,8 @@ void Supervisor::abandon_pending(const std::string& why) {
     // Its workers may have taken connections already: they drain as a replaced generation's
     // would, and what they counted joins the current generation when the last one exits.
     for (Child& child : children_) {
-        if (child.generation == failed.number) retire(child, current_->config.drain_timeout);
+        if (child.generation == failed.number)
+            retire(child, current_->config.drain_timeout, worker::StopReason::reload);
     }
     failed.handed_over = std::make_unique<CounterMark>(std::move(pending.start));
     failed.segment.keep_from_new_children();

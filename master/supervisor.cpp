@@ -160,7 +160,7 @@ void Supervisor::run_child(const Child& child) {
                    ? health::run_checker(generation.config, table)
                    : worker::run_worker(generation.config, table, ledger, kept.get(),
                                         connection_cap(generation),
-                                        static_cast<size_t>(child.index - 1));
+                                        static_cast<size_t>(child.index - 1), master_pid_);
     } catch (const std::exception& e) {
         LOG_ERROR("cannot run: %s", e.what());
     }
@@ -236,17 +236,22 @@ void Supervisor::respawn_due() {
     }
 }
 
-void Supervisor::retire(Child& child, milliseconds grace) {
+void Supervisor::retire(Child& child, milliseconds grace, worker::StopReason why) {
     child.retiring = true;
     if (child.pid <= 0) return;
-    kill(child.pid, SIGTERM);
+    // The reason rides on the signals, so a worker logs what it cuts as drain_timeout or
+    // shutdown_timeout; the SIGQUIT carries the reason whose deadline comes first.
+    sigqueue(child.pid, SIGTERM, sigval{.sival_int = static_cast<int>(why)});
     const auto now = Clock::now();
-    child.quit_at = std::min(child.quit_at, now + grace);
+    if (now + grace < child.quit_at) {
+        child.quit_at = now + grace;
+        child.quit_reason = why;
+    }
     child.kill_at = std::min(child.kill_at, child.quit_at + kQuitToKill);
 }
 
 void Supervisor::begin_stop(milliseconds grace) {
-    for (Child& child : children_) retire(child, grace);
+    for (Child& child : children_) retire(child, grace, worker::StopReason::shutdown);
     // The workers close their copies once they stop accepting; closing ours too lets new
     // connections be refused at once instead of waiting in a queue nobody reads.
     listeners_.traffic.reset();
@@ -262,7 +267,7 @@ void Supervisor::enforce_deadlines() {
             child.kill_at = Clock::time_point::max();
         } else if (now >= child.quit_at) {
             LOG_WARN("process %d did not finish in time: stopping it now", child.pid);
-            kill(child.pid, SIGQUIT);
+            sigqueue(child.pid, SIGQUIT, sigval{.sival_int = static_cast<int>(child.quit_reason)});
             child.quit_at = Clock::time_point::max();
         }
     }

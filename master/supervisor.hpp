@@ -29,6 +29,7 @@
 #include "master/counter_carry.hpp"
 #include "master/generation.hpp"
 #include "master/listeners.hpp"
+#include "worker/worker.hpp"
 
 namespace sluice {
 
@@ -75,8 +76,9 @@ private:
         int quick_failures = 0;  // consecutive deaths soon after start: grows the back-off
         bool fatal = false;      // exited with kExitFatal: never respawned
         bool retiring = false;   // asked to stop: never respawned, removed once reaped
-        Clock::time_point quit_at = Clock::time_point::max();  // then SIGQUIT
-        Clock::time_point kill_at = Clock::time_point::max();  // then SIGKILL
+        Clock::time_point quit_at = Clock::time_point::max();           // then SIGQUIT
+        worker::StopReason quit_reason = worker::StopReason::shutdown;  // of quit_at
+        Clock::time_point kill_at = Clock::time_point::max();           // then SIGKILL
     };
 
     // A reload in progress: the new generation runs beside the current one until ready.
@@ -122,7 +124,8 @@ private:
     void finish_idle_generations();
     // Logs loudly (rate-limited) while no checker heartbeat is fresh.
     void watch_checker();
-    void retire(Child& child, std::chrono::milliseconds grace);
+    // Asks `child` to stop (SIGTERM carrying `why`) and sets its SIGQUIT and SIGKILL deadlines.
+    void retire(Child& child, std::chrono::milliseconds grace, worker::StopReason why);
     void begin_stop(std::chrono::milliseconds grace);
     void enforce_deadlines();
     int wait_timeout_ms() const;

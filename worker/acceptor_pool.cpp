@@ -74,6 +74,7 @@ void AcceptorPool::run_thread() {
     // Not value-initialised (no zero fill): a page of a buffer costs memory only once bytes
     // pass through it, which keeps an idle held connection small.
     auto buffers = std::make_unique_for_overwrite<ThreadBuffers>();
+    OpenConnections::Entry& connection = open_.claim();
     for (;;) {
         // Enter the accept path first, then check the flag: with the stopper's order (flag,
         // then count) one of the two always sees the other.
@@ -97,12 +98,15 @@ void AcceptorPool::run_thread() {
         // that someone keeps accepting.
         if (idle_.fetch_sub(1) == 1) spawn();
         active_.fetch_add(1);
-        handler_(client, peer, *buffers);
+        connection.open(client);
+        handler_(client, peer, *buffers, connection);
+        connection.close();  // the handler may have closed it already; waits out a cut
         ::close(client);
         active_.fetch_sub(1);
         if (idle_.load() >= limits_.max_idle) break;  // enough idle peers: retire
         idle_.fetch_add(1);
     }
+    open_.release(connection);
     {
         std::lock_guard lock(registry_mutex_);
         registry_.erase(pthread_self());

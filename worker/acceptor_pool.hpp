@@ -8,6 +8,9 @@
 // Stopping: accept() is woken by a signal (SIGUSR1, handled without SA_RESTART). A flag set
 // before the signal could be missed by a thread about to enter accept(), so the stopper keeps
 // signalling until no thread is left in the accept path.
+//
+// Cutting: each thread registers the connection it serves in `open_` (OpenConnections), so
+// that at a drain's deadline the worker can reset every connection still open.
 
 #include <pthread.h>
 
@@ -18,6 +21,7 @@
 #include <set>
 
 #include "worker/connection.hpp"
+#include "worker/open_connections.hpp"
 
 namespace sluice::worker {
 
@@ -30,8 +34,10 @@ struct PoolLimits {
 
 class AcceptorPool {
 public:
-    using Handler =
-        std::function<void(int client, const net::Endpoint& peer, ThreadBuffers& buffers)>;
+    // Serves one accepted client. `connection` is the thread's entry in the registry of
+    // open connections, already open() on `client`.
+    using Handler = std::function<void(int client, const net::Endpoint& peer,
+                                       ThreadBuffers& buffers, OpenConnections::Entry& connection)>;
 
     AcceptorPool(int listen_fd, PoolLimits limits, Handler handler);
     AcceptorPool(const AcceptorPool&) = delete;
@@ -44,8 +50,12 @@ public:
     // Connections being served go on.
     void stop_accepting();
 
-    // Connections being served right now.
+    // Connections being served right now (a cut one until its thread has logged it).
     size_t active() const { return active_.load(); }
+
+    // Resets both sides of every connection being served, and of any accepted from now on;
+    // each thread then logs its connection as cut for `why`. Returns how many were open.
+    size_t cut_open_connections(StopReason why) { return open_.cut_all(why); }
 
 private:
     static void* thread_main(void* self);
@@ -63,6 +73,8 @@ private:
     std::atomic<size_t> accepting_{0};  // threads in the accept path (checked by the stopper)
     std::atomic<size_t> active_{0};
     std::atomic<int64_t> last_accept_error_log_{0};
+
+    OpenConnections open_;
 
     std::mutex registry_mutex_;  // process-local; taken per thread start/exit, never per read
     std::set<pthread_t> registry_;

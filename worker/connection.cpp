@@ -51,13 +51,10 @@ void mark_down(TargetSlot& slot, const TargetConfig& target, const net::Endpoint
     }
 }
 
-int idle_ms(const Config& config) {
-    const auto ms = config.idle_timeout.count();
-    return ms == 0 ? -1 : static_cast<int>(std::min<int64_t>(ms, INT32_MAX));
-}
-
-// How the connection ended, for the log line.
-const char* end_name(const RelayResult& r) {
+// How the connection ended, for the log line: the stop reason if the worker cut it at its
+// deadline (the relay then only saw the reset), else what the relay saw.
+const char* end_name(const RelayResult& r, StopReason cut) {
+    if (cut != StopReason::none) return cut_end_name(cut);
     switch (r.end) {
         case RelayEnd::completed:
             return r.client_finished_first ? "client_closed" : "target_closed";
@@ -146,20 +143,6 @@ ConnectOutcome pick_and_connect(const WorkerContext& context, Candidates& candid
     }
 }
 
-// Sends the PROXY protocol header the target asked for, before any byte of the client's,
-// within `timeout` in all. False if it could not be sent.
-bool send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
-                       Millis timeout) {
-    if (target.send_proxy == ProxyProtocol::none) return true;
-    const net::Deadline deadline = std::chrono::steady_clock::now() + timeout;
-    const net::Endpoint destination = net::local_endpoint(client);
-    char header[kMaxProxyHeader];
-    const size_t length = target.send_proxy == ProxyProtocol::v1
-                              ? proxy_header_v1(peer, destination, header)
-                              : proxy_header_v2(peer, destination, header);
-    return net::send_all(fd, std::span<const char>(header, length), deadline) == 0;
-}
-
 // No target could take the connection: count and log it, and answer as on_no_target says.
 void turn_away(int client, const net::Endpoint& peer, const WorkerContext& context,
                const ConnectOutcome& outcome, const Candidates& candidates, ThreadBuffers& buffers,
@@ -185,6 +168,19 @@ void turn_away(int client, const net::Endpoint& peer, const WorkerContext& conte
 }
 
 }  // namespace
+
+int send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
+                      Millis timeout) {
+    if (target.send_proxy == ProxyProtocol::none) return 0;
+    const net::Deadline deadline = std::chrono::steady_clock::now() + timeout;
+    const net::Endpoint destination = net::local_endpoint(client);
+    char header[kMaxProxyHeader];
+    const size_t length = target.send_proxy == ProxyProtocol::v1
+                              ? proxy_header_v1(peer, destination, header)
+                              : proxy_header_v2(peer, destination, header);
+    if (length == 0) return EAFNOSUPPORT;
+    return net::send_all(fd, std::span<const char>(header, length), deadline);
+}
 
 void reply_unavailable(int client, char* scratch, size_t scratch_size) {
     const net::Deadline deadline = std::chrono::steady_clock::now() + kUnavailableDeadline;
@@ -212,7 +208,7 @@ void repair_active_counts(const WorkerContext& context) {
 }
 
 void serve_connection(int client, const net::Endpoint& peer, const WorkerContext& context,
-                      ThreadBuffers& buffers) {
+                      ThreadBuffers& buffers, OpenConnections::Entry& connection) {
     const auto accepted = std::chrono::steady_clock::now();
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
@@ -220,7 +216,13 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     ConnectOutcome outcome = pick_and_connect(context, candidates);
     if (!outcome.target)
         return turn_away(client, peer, context, outcome, candidates, buffers, accepted);
+    connection.set_target(outcome.target.get());
     const auto connected = std::chrono::steady_clock::now();
+    const bool logging = log::enabled(log::Level::info);
+    // For the log, the address this connection reached: the slot may be given another
+    // address by the checker while the connection lasts.
+    const net::Endpoint address =
+        logging ? net::peer_endpoint(outcome.target.get()) : net::Endpoint();
     const int index = outcome.slot;
     TargetSlot& slot = table.slots[index];
     const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
@@ -228,21 +230,29 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     set_no_delay(client);
     set_no_delay(outcome.target.get());
     RelayResult result;
-    result.end = RelayEnd::target_error;
-    if (send_proxy_header(client, peer, target, outcome.target.get(),
-                          context.config.connect_timeout)) {
+    const char* end = nullptr;
+    if (const int err = send_proxy_header(client, peer, target, outcome.target.get(),
+                                          context.config.connect_timeout);
+        err != 0) {
+        // Fail closed: neither side may take the unfinished exchange for a complete one.
+        reset_connection(client);
+        reset_connection(outcome.target.get());
+        LOG_WARN("cannot send the PROXY header to %s: %s; connection closed",
+                 target.address.c_str(), std::strerror(err));
+        end = "proxy_header";
+    } else {
         result =
             relay(client, outcome.target.get(), buffers.to_target, buffers.to_client,
                   ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
-                  idle_ms(context.config));
+                  context.config.idle_timeout);
     }
+    const StopReason cut = connection.close();
     release(context, index);
-    if (log::enabled(log::Level::info)) {
+    if (end == nullptr) end = end_name(result, cut);
+    if (logging) {
         char client_text[64];
         char target_text[64];
         peer.format(client_text, sizeof client_text);
-        net::Endpoint address;
-        slot.load_address(address);
         address.format(target_text, sizeof target_text);
         const auto ended = std::chrono::steady_clock::now();
         LOG_INFO(
@@ -250,7 +260,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
             "bytes_to_target=%llu bytes_to_client=%llu end=%s",
             client_text, target.address.c_str(), target_text, ms_between(accepted, connected),
             ms_between(accepted, ended), static_cast<unsigned long long>(result.bytes_to_target),
-            static_cast<unsigned long long>(result.bytes_to_client), end_name(result));
+            static_cast<unsigned long long>(result.bytes_to_client), end);
     }
 }
 

@@ -9,6 +9,7 @@
 #include "common/net.hpp"
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
+#include "worker/open_connections.hpp"
 
 namespace sluice::worker {
 
@@ -29,10 +30,19 @@ struct WorkerContext {
     size_t worker_slot;  // 0-based, below kMaxWorkers
 };
 
-// Serves `client` (a non-blocking accepted socket from `peer`) to the end. The caller
-// closes it.
+// Serves `client` (a non-blocking accepted socket from `peer`) to the end, registering its
+// target socket in `connection` (open() on `client` already) so that the worker can cut it;
+// one that was cut is logged with its stop reason. The caller closes `client`.
 void serve_connection(int client, const net::Endpoint& peer, const WorkerContext& context,
-                      ThreadBuffers& buffers);
+                      ThreadBuffers& buffers, OpenConnections::Entry& connection);
+
+// Sends the PROXY protocol header `target` asks for (if any) on `fd`, for `client` accepted
+// from `peer`, within `timeout` in all. Returns 0 when sent (or none is asked for), else the
+// errno that stopped it; EAFNOSUPPORT when no header can be built for these addresses, and
+// then nothing is sent. On any error the caller must close the connection: relayed without
+// its header, a client could speak for itself to a target that trusts the header.
+int send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
+                      Millis timeout);
 
 // Takes off the ledger the connections (open or connecting) that a dead predecessor of this
 // worker left counted, and zeroes its share. Called before this worker serves anything.

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "common/check.hpp"
+#include "common/net.hpp"
 
 namespace sluice::worker {
 namespace {
@@ -112,25 +113,32 @@ constexpr short kReadable = POLLIN | POLLHUP | POLLERR;
 constexpr short kWritable = POLLOUT | POLLHUP | POLLERR;
 
 // Waits until a socket is ready for what the directions need next (client in fds[0], target
-// in fds[1]). Returns what poll() returned: 0 when `idle_timeout_ms` passed first.
+// in fds[1]). Returns what poll() returned: 0 when `idle_timeout` (if above 0) passed first.
+// A timeout longer than one poll() can wait is waited out in several.
 int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direction& to_client,
-                      int idle_timeout_ms) {
+                      std::chrono::milliseconds idle_timeout) {
     fds[0].events = static_cast<short>(to_target.want_from | to_client.want_to);
     fds[1].events = static_cast<short>(to_client.want_from | to_target.want_to);
     // A socket nobody waits on is left out, so its POLLHUP cannot spin the loop.
     fds[0].fd = fds[0].events ? to_target.from : -1;
     fds[1].fd = fds[1].events ? to_client.from : -1;
     fds[0].revents = fds[1].revents = 0;
-    int ready;
-    while ((ready = ::poll(fds, 2, idle_timeout_ms)) < 0 && errno == EINTR) {
+    const bool bounded = idle_timeout.count() > 0;
+    const net::Deadline deadline =
+        bounded ? std::chrono::steady_clock::now() + idle_timeout : net::Deadline::max();
+    for (;;) {
+        const int ready = ::poll(fds, 2, bounded ? net::poll_timeout_ms(deadline) : -1);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready == 0 && std::chrono::steady_clock::now() < deadline) continue;
+        return ready;
     }
-    return ready;
 }
 
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters, int idle_timeout_ms) {
+                  size_t buffer_size, ByteCounters counters,
+                  std::chrono::milliseconds idle_timeout) {
     Direction to_target{client, target, Side::client, Side::target, buffer_to_target, buffer_size};
     Direction to_client{target, client, Side::target, Side::client, buffer_to_client, buffer_size};
     to_target.counter = counters.to_target;
@@ -159,7 +167,7 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         if (to_client.finished && !to_target.finished) target_finished_first = true;
         if (to_target.done() && to_client.done()) break;
 
-        if (wait_for_progress(fds, to_target, to_client, idle_timeout_ms) == 0) {
+        if (wait_for_progress(fds, to_target, to_client, idle_timeout) == 0) {
             // Idle too long: cut both sides.
             result.end = RelayEnd::idle_timeout;
             make_close_reset(client);

@@ -8,6 +8,7 @@
 // at once, and the other side gets a reset too (so it learns the exchange was cut).
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -35,8 +36,10 @@ struct ByteCounters {
 };
 
 // Both sockets must be non-blocking. The caller still owns and closes them.
-// `idle_timeout_ms` < 0: no idle timeout.
+// `idle_timeout` 0 (or less): no idle timeout. Any length is honoured, also past what one
+// poll() can wait (2^31 ms).
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters = {}, int idle_timeout_ms = -1);
+                  size_t buffer_size, ByteCounters counters = {},
+                  std::chrono::milliseconds idle_timeout = {});
 
 }  // namespace sluice::worker

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <future>
 #include <string>
@@ -128,6 +129,32 @@ TEST(WaitReady, APastDeadlineStillSeesAReadySocket) {
     char c;
     ASSERT_EQ(::recv(p.a.get(), &c, 1, 0), 1);
     EXPECT_EQ(wait_ready(p.a.get(), POLLIN, Clock::now() - 1s), ETIMEDOUT);
+}
+
+// The far ends of time: a deadline long past (or the earliest one there is) is no time left,
+// never a negative or wrapped-around timeout; one too far for a single poll() is the longest
+// it takes.
+TEST(PollTimeout, SaturatesAtBothEnds) {
+    const Deadline now = Clock::now();
+    EXPECT_EQ(poll_timeout_ms(now, now), 0);
+    EXPECT_EQ(poll_timeout_ms(now - 1s, now), 0);
+    EXPECT_EQ(poll_timeout_ms(Deadline::min(), now), 0);
+    EXPECT_EQ(poll_timeout_ms(now + 1500us, now), 2) << "rounded up";
+    EXPECT_EQ(poll_timeout_ms(now + 600h, now), INT_MAX) << "600 h is past 2^31 ms";
+    EXPECT_EQ(poll_timeout_ms(now + std::chrono::milliseconds(INT_MAX), now), INT_MAX);
+    EXPECT_EQ(poll_timeout_ms(now + std::chrono::milliseconds(INT_MAX - 1), now), INT_MAX - 1);
+    EXPECT_EQ(poll_timeout_ms(Deadline::max(), now), INT_MAX);
+}
+
+TEST(WaitReady, TheEarliestDeadlineIsNotAnEndlessWait) {
+    Pair p = socket_pair();
+    EXPECT_EQ(wait_ready(p.a.get(), POLLIN, Deadline::min()), ETIMEDOUT);
+}
+
+TEST(WaitReady, TheLatestDeadlineStillSeesAReadySocket) {
+    Pair p = socket_pair();
+    ASSERT_EQ(::send(p.b.get(), "x", 1, MSG_NOSIGNAL), 1);
+    EXPECT_EQ(wait_ready(p.a.get(), POLLIN, Deadline::max()), 0);
 }
 
 TEST(WaitReady, AHangUpCountsAsReady) {

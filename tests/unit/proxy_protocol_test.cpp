@@ -4,6 +4,15 @@
 
 #include "worker/proxy_protocol.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "common/unique_fd.hpp"
+#include "worker/connection.hpp"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -119,6 +128,36 @@ TEST(ProxyHeader, MixedOrUnknownFamiliesWriteNothing) {
     EXPECT_EQ(proxy_header_v2(v4, v6, out), 0u);
     EXPECT_EQ(proxy_header_v1(unix_socket, unix_socket, out), 0u);
     EXPECT_EQ(proxy_header_v2(unix_socket, unix_socket, out), 0u);
+}
+
+// A header that cannot be built (here: a client address of another family than the address
+// it reached) is an error, and nothing is sent: the connection must not be relayed without it.
+TEST(SendProxyHeader, FailsClosedWhenNoHeaderCanBeBuilt) {
+    UniqueFd listener = net::listen_tcp({"127.0.0.1", 0}, 1);
+    UniqueFd client =
+        net::connect_with_timeout(net::local_endpoint(listener.get()), std::chrono::seconds(5));
+    ASSERT_TRUE(client.valid());
+    int target[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, target), 0);
+    const UniqueFd target_near(target[0]), target_far(target[1]);
+    TargetConfig config;
+    for (const ProxyProtocol version : {ProxyProtocol::v1, ProxyProtocol::v2}) {
+        config.send_proxy = version;
+        EXPECT_EQ(send_proxy_header(client.get(), endpoint("2001:db8::1", 4000), config,
+                                    target_near.get(), std::chrono::seconds(5)),
+                  EAFNOSUPPORT);
+        char byte = 0;
+        EXPECT_EQ(::recv(target_far.get(), &byte, 1, 0), -1) << "a header was sent";
+        EXPECT_EQ(errno, EAGAIN);
+    }
+    config.send_proxy = ProxyProtocol::v1;
+    EXPECT_EQ(send_proxy_header(client.get(), endpoint("192.0.2.7", 4000), config,
+                                target_near.get(), std::chrono::seconds(5)),
+              0);
+    char line[128] = {};
+    const ssize_t n = ::recv(target_far.get(), line, sizeof line - 1, 0);
+    ASSERT_GT(n, 0);
+    EXPECT_EQ(std::string(line, 20), "PROXY TCP4 192.0.2.7");
 }
 
 }  // namespace

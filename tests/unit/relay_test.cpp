@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <future>
 #include <random>
@@ -72,14 +73,16 @@ std::string random_bytes(size_t n, unsigned seed) {
 
 class Relay : public ::testing::Test {
 protected:
+    explicit Relay(std::chrono::milliseconds idle_timeout = {}) : idle_timeout_(idle_timeout) {}
     void SetUp() override {
         client_ = make_pair();  // far: the client application; near: what sluice accepted
         target_ = make_pair();  // near: sluice's connection to the target; far: the target
         result_ = std::async(std::launch::async, [this] {
             return relay(client_.near.get(), target_.near.get(), to_target_, to_client_,
-                         sizeof to_target_);
+                         sizeof to_target_, {}, idle_timeout_);
         });
     }
+    const std::chrono::milliseconds idle_timeout_;
     TcpPair client_, target_;
     char to_target_[16384], to_client_[16384];
     std::future<RelayResult> result_;
@@ -142,6 +145,24 @@ TEST_F(Relay, TargetResetResetsTheClient) {
     char byte;
     EXPECT_EQ(::recv(client_.far.get(), &byte, 1, 0), -1);
     EXPECT_EQ(errno, ECONNRESET);
+}
+
+// An idle timeout longer than one poll() can wait (2^31 ms) is neither an immediate end nor
+// a wrapped-around one: the relay goes on as with any other.
+class RelayWithLongIdleTimeout : public Relay {
+protected:
+    RelayWithLongIdleTimeout() : Relay(std::chrono::hours(600)) {}
+};
+
+TEST_F(RelayWithLongIdleTimeout, RelaysAsUsual) {
+    send_all(client_.far.get(), "ping");
+    char ping[4];
+    EXPECT_EQ(::recv(target_.far.get(), ping, sizeof ping, MSG_WAITALL), 4);
+    ::shutdown(client_.far.get(), SHUT_WR);
+    send_all(target_.far.get(), "pong");
+    ::shutdown(target_.far.get(), SHUT_WR);
+    EXPECT_EQ(read_to_eof(client_.far.get()), "pong");
+    EXPECT_EQ(result_.get().end, RelayEnd::completed);
 }
 
 }  // namespace

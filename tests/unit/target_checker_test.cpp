@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -125,6 +126,25 @@ TEST_F(TargetCheckerTest, FirstCheckDecidesThenFallFailuresTakeItDownAndRisePass
     round({{a, passed()}});
     EXPECT_TRUE(up(0));
     EXPECT_EQ(reason(0), DownReason::refused) << "the last failure's reason stays while UP";
+}
+
+// A check the checker could not make (out of descriptors, say) says nothing of the target:
+// an UP address stays UP and a DOWN one stays DOWN, however many rounds it lasts.
+TEST_F(TargetCheckerTest, ALocalFailureKeepsTheVerdict) {
+    const auto a = a_.to_string();
+    ProbeResult local = failed(DownReason::error);
+    local.local_errno = EMFILE;
+    round({{a, passed()}});
+    ASSERT_TRUE(up(0));
+    for (int i = 0; i < 2 * target_.health_check.fall; ++i) {
+        round({{a, local}});
+        EXPECT_TRUE(up(0)) << "flipped DOWN by a local failure, round " << i;
+    }
+    for (int i = 0; i < target_.health_check.fall; ++i) round({{a, failed(DownReason::refused)}});
+    ASSERT_FALSE(up(0));
+    for (int i = 0; i < 2 * target_.health_check.rise; ++i) round({{a, local}});
+    EXPECT_FALSE(up(0));
+    EXPECT_EQ(reason(0), DownReason::refused) << "the target's own failure stays the reason";
 }
 
 TEST_F(TargetCheckerTest, StoresTheReasonAndStatusOfEachFailure) {
