@@ -79,7 +79,8 @@ void SluiceTest::reload(const std::string& text, bool expect_failure) {
     const int before = log_count(marker);
     dir_.write("sluice.toml", text);
     sluice_->signal(SIGHUP);
-    ASSERT_TRUE(wait_until([&] { return log_count(marker) > before; }, 10s)) << sluice_->log();
+    ASSERT_TRUE(wait_until([&] { return log_count(marker) > before; }, kPatience))
+        << sluice_->log();
 }
 
 int SluiceTest::log_count(const std::string& needle) const {
