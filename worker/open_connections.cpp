@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <thread>
+#include <utility>
 
 namespace sluice::worker {
 
@@ -68,6 +69,11 @@ bool OpenConnections::Entry::cut(StopReason why) {
     return true;
 }
 
+OpenConnections::~OpenConnections() {
+    Entry* e = head_.load();
+    while (e != nullptr) delete std::exchange(e, e->next_);
+}
+
 OpenConnections::Entry& OpenConnections::claim() {
     if (released_.load() > 0) {
         for (Entry* e = head_.load(); e != nullptr; e = e->next_) {
@@ -78,7 +84,7 @@ OpenConnections::Entry& OpenConnections::claim() {
             }
         }
     }
-    auto* entry = new Entry();  // once per thread at the peak; never freed (see the header)
+    auto* entry = new Entry();  // once per thread at the peak; freed with the registry
     entry->owner_ = this;
     Entry* head = head_.load();
     do entry->next_ = head;

@@ -5,8 +5,8 @@
 // with why it ended, not vanish as if it had completed.
 //
 // One Entry per pool thread (a thread serves one connection at a time), claimed when the
-// thread starts and left for the next thread when it exits; entries are never freed, so the
-// registry only grows to the peak number of threads. Lock-free and process-local: a
+// thread starts and left for the next thread when it exits; entries are freed only with the
+// registry, so it only grows to the peak number of threads. Lock-free and process-local: a
 // connection costs its thread a few atomic stores and one compare-and-swap; nothing here is
 // in the shared segment.
 
@@ -65,11 +65,14 @@ public:
     };
 
     OpenConnections() = default;
+    // Frees the entries: only once no thread holds one (a worker never destroys its
+    // registry, whose threads are detached; a test does, after its threads are done).
+    ~OpenConnections();
     OpenConnections(const OpenConnections&) = delete;
     OpenConnections& operator=(const OpenConnections&) = delete;
 
     // An entry for a thread that is starting: a released one if there is one, else a new one
-    // (allocated once, never freed).
+    // (allocated once, freed with the registry).
     Entry& claim();
     // The thread owning `entry` exits; its connection, if any, was closed.
     void release(Entry& entry);

@@ -28,18 +28,6 @@ std::string target_block(uint16_t port, const std::string& extra = "") {
     return "\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(port) + "\"\n" + extra;
 }
 
-// A connected loopback socket to `port` (blocking connect); -1 on failure.
-int connect_to(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-    if (fd >= 0) ::close(fd);
-    return -1;
-}
-
 // A target whose accept queue is full (listen backlog 0 and one connection nobody accepts):
 // the kernel drops every further SYN, so a connect to it stays in progress until the
 // connector's own timeout. open_up() starts accepting: each connection then gets a 200.
@@ -47,7 +35,7 @@ class FullQueueTarget {
 public:
     FullQueueTarget() {
         listen_fd_ = listen_loopback(0, port_, "full-queue target");
-        filler_ = connect_to(port_);
+        filler_ = connect_loopback(port_);
         EXPECT_GE(filler_, 0);
     }
     ~FullQueueTarget() {
@@ -130,7 +118,7 @@ protected:
         int held = -1;
         wait_until(
             [&] {
-                const int fd = connect_to(port_);
+                const int fd = connect_loopback(port_);
                 const std::string request = "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n";
                 if (fd < 0 || ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
                                   static_cast<ssize_t>(request.size())) {
@@ -191,7 +179,7 @@ TEST_F(AccountingTest, WorkerKilledMidConnectLeavesNoConnectionCounted) {
     ASSERT_TRUE(wait_until([&] { return !(workers = started_workers()).empty(); }, kPatience));
 
     // A client whose connection the worker is trying to connect to the target.
-    const int client = connect_to(port_);
+    const int client = connect_loopback(port_);
     ASSERT_GE(client, 0);
     ASSERT_TRUE(wait_until([&] { return metrics_show(active_line(target.port(), 1)); }, kPatience))
         << sluice_->log();

@@ -28,19 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 const std::string kToken = "e2e-admin-token-6f3a9c1d2b7e4f50";
 
-int connect_loopback(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 class AdminAccessTest : public SluiceTest {
 protected:
     // One backend, sluice with an admin listener and `extra` top-level keys; waits until the

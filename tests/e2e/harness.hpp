@@ -39,6 +39,10 @@ uint16_t logged_port(const std::string& log, const std::string& prefix);
 // test's own servers. Throws std::runtime_error naming `who` on failure.
 int listen_loopback(int backlog, uint16_t& port, const char* who);
 
+// A connected blocking socket to 127.0.0.1:port, or -1. A nonzero `timeout` bounds each
+// send and receive on it (SO_SNDTIMEO, SO_RCVTIMEO); 0: they may block for ever.
+int connect_loopback(uint16_t port, std::chrono::milliseconds timeout = 0ms);
+
 // Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

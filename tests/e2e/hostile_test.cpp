@@ -83,25 +83,6 @@ Usage usage_of(pid_t master) {
     return u;
 }
 
-// A connected blocking socket to 127.0.0.1:port with send/receive timeouts, or -1.
-int connect_to(uint16_t port, std::chrono::milliseconds timeout = 3s) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 bool send_text(int fd, const std::string& text) {
     return ::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
 }
@@ -325,7 +306,7 @@ TEST_F(HostileTest, ConnectionsBeyondMaxConnectionsWaitUntilASlotFrees) {
     // Four keep-alive connections, each with a reply read, then held open.
     std::vector<int> held;
     for (int i = 0; i < 4; ++i) {
-        const int fd = connect_to(port_);
+        const int fd = connect_loopback(port_, 3s);
         ASSERT_GE(fd, 0);
         held.push_back(fd);
         ASSERT_TRUE(send_text(fd, "GET /api/spells HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
@@ -337,7 +318,7 @@ TEST_F(HostileTest, ConnectionsBeyondMaxConnectionsWaitUntilASlotFrees) {
     // takes it. Proving absence needs a bounded wait; 300 ms is 60 times what a served
     // request takes here (about 5 ms), and a short wait can only make this check pass
     // wrongly, never fail wrongly.
-    const int fifth = connect_to(port_);
+    const int fifth = connect_loopback(port_, 3s);
     ASSERT_GE(fifth, 0);
     ASSERT_TRUE(send_text(fifth, request_for("/api/spells")));
     pollfd p{fifth, POLLIN, 0};
@@ -355,12 +336,12 @@ TEST_F(HostileTest, ConnectionsBeyondMaxConnectionsWaitUntilASlotFrees) {
     ::close(fifth);
 
     // Still at most 4: a new 5th waits again behind the 3 held plus one more.
-    const int fourth = connect_to(port_);
+    const int fourth = connect_loopback(port_, 3s);
     ASSERT_GE(fourth, 0);
     ASSERT_TRUE(send_text(fourth, "GET /api/spells HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
     EXPECT_EQ(read_reply(fourth, 10s).rfind("HTTP/1.1 200", 0), 0u);
     held.push_back(fourth);
-    const int again = connect_to(port_);
+    const int again = connect_loopback(port_, 3s);
     ASSERT_GE(again, 0);
     ASSERT_TRUE(send_text(again, request_for("/api/spells")));
     p = {again, POLLIN, 0};
@@ -386,7 +367,7 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
     // The trickler runs alongside: 15 bytes of a header, one every 200 ms (3 s in all).
     std::string trickled_reply;
     std::thread trickler([&] {
-        const int fd = connect_to(port_);
+        const int fd = connect_loopback(port_, 3s);
         if (fd < 0) return;
         send_text(fd, "GET /api/spells HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
         for (int i = 0; i < 15; ++i) {
@@ -400,7 +381,7 @@ TEST_F(HostileTest, SilentClientIsCutAfterIdleTimeout) {
 
     int cut = 0;
     for (int i = 0; i < 3; ++i) {
-        const int fd = connect_to(port_, 5s);
+        const int fd = connect_loopback(port_, 5s);
         ASSERT_GE(fd, 0);
         const Ending end = until_end(fd, "GET /api/spells HTTP/1.1\r\nHost: 127.", 15s);
         ::close(fd);
@@ -521,7 +502,7 @@ TEST_F(HostileTest, ClientsThatResetMidStream) {
     // allow many more attempts than 60: the loop ends at 20 resets.
     for (int attempt = 0; attempt < 400 && resets < 20; ++attempt) {
         const int before = faulty.hits.at("/stream");
-        const int fd = connect_to(port_);
+        const int fd = connect_loopback(port_, 3s);
         ASSERT_GE(fd, 0);
         ASSERT_TRUE(send_text(fd, request_for("/stream")));
         // Read a quarter of a megabyte of the stream, or the short reply of another target.
@@ -570,7 +551,7 @@ TEST_F(HostileTest, ConnectFlood) {
     for (int t = 0; t < kThreads; ++t) {
         flooders.emplace_back([&, t] {
             for (int i = 0; i < kPerThread; ++i) {
-                const int fd = connect_to(port_);
+                const int fd = connect_loopback(port_, 3s);
                 if (fd < 0) continue;
                 ++connected;
                 if ((i + t) % 2 == 0)
@@ -640,7 +621,7 @@ protected:
     // and its target socket), so that near the limit only one connection is ever pending.
     void hold(int max, const std::function<bool()>& done) {
         while (static_cast<int>(held_.size()) < max && !done()) {
-            const int fd = connect_to(port_);
+            const int fd = connect_loopback(port_, 3s);
             ASSERT_GE(fd, 0);
             held_.push_back(fd);
             const long want = base_fds_ + 2 * static_cast<long>(held_.size());
@@ -752,7 +733,7 @@ TEST_F(FdExhaustionTest, FdExhaustionNeverBlamesTheTarget) {
     const auto full = [&] { return count_fds(worker_, limit_) >= limit_ - 1; };
     hold(static_cast<int>(free_fds / 2) + 4, full);
     ASSERT_TRUE(wait_until(full, kPatience));
-    const int last = connect_to(port_);
+    const int last = connect_loopback(port_, 3s);
     ASSERT_GE(last, 0);
     held_.push_back(last);
     // Bounded wait for sluice's answer to it: its 503 (it could not connect anywhere).
@@ -787,7 +768,7 @@ TEST_F(HostileTest, TargetFaultsEndTheClientConnection) {
     const auto fault = [&](const std::string& path) {
         for (int attempt = 0; attempt < 30; ++attempt) {
             const int before = faulty.hits.at(path);
-            const int fd = connect_to(port_);
+            const int fd = connect_loopback(port_, 3s);
             if (fd < 0) continue;
             const Ending end = until_end(fd, request_for(path), 15s);
             ::close(fd);

@@ -24,21 +24,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// A connected socket to 127.0.0.1:port, or -1.
-int connect_to(uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 // Sends a request on `fd` and reads until the peer closes (or `timeout`): the raw reply.
 std::string exchange(int fd, const std::string& path, std::chrono::milliseconds timeout) {
     const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -94,7 +79,7 @@ TEST_F(SluiceTest, ReloadWhoseProcessesCannotRunKeepsTheOldGeneration) {
     wrapper_ = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
     start_sluice(2);
     // A connection the old generation has accepted and connected before the reload.
-    const int existing = connect_to(port_);
+    const int existing = connect_loopback(port_);
     ASSERT_GE(existing, 0);
     ASSERT_TRUE(wait_until([&] { return get("/").status == 200; }, kPatience));
 
@@ -175,7 +160,7 @@ TEST_F(SluiceTest, WorkersLeaveTheCheckerRoomUnderATaskLimit) {
     EXPECT_THAT(sluice_->log(), HasSubstr("task limits: nproc 24, allow 15)"));
     std::vector<int> held;
     for (int i = 0; i < 40; ++i) {
-        const int fd = connect_to(port_);
+        const int fd = connect_loopback(port_);
         ASSERT_GE(fd, 0);
         const std::string request = "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n";
         ASSERT_GT(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), 0);
