@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 #include "common/log.hpp"
@@ -60,7 +61,7 @@ void Supervisor::reload() {
         listeners = open_listeners(next->config, &listeners_);
         keep_copy(listeners_.traffic, listeners.traffic);
         keep_copy(listeners_.admin, listeners.admin);
-    } catch (const std::runtime_error& e) {  // config, listener or ledger: nothing changed
+    } catch (const std::exception& e) {  // config, listener, ledger, memory: nothing changed
         if (listeners.traffic && !listeners_.traffic)
             listeners_.traffic = std::move(listeners.traffic);
         if (listeners.admin && !listeners_.admin) listeners_.admin = std::move(listeners.admin);

@@ -143,7 +143,12 @@ void Supervisor::run_child(const Child& child) {
     // master closed or replaced it. The other generation's listeners (during a reload) go too.
     Listeners& mine = listeners_of(child.generation);
     UniqueFd& kept = child.role == Role::health ? mine.admin : mine.traffic;
-    for (UniqueFd* fd : {&listeners_.traffic, &listeners_.admin, &mine.traffic, &mine.admin}) {
+    std::vector<UniqueFd*> listeners = {&listeners_.traffic, &listeners_.admin};
+    if (pending_) {  // a child of the current generation forked during a pending switch
+        listeners.push_back(&pending_->listeners.traffic);
+        listeners.push_back(&pending_->listeners.admin);
+    }
+    for (UniqueFd* fd : listeners) {
         if (fd != &kept) fd->reset();
     }
     // Anything thrown here is an ordinary failure (out of memory, of tasks...): the master
@@ -255,6 +260,7 @@ void Supervisor::begin_stop(milliseconds grace) {
     // The workers close their copies once they stop accepting; closing ours too lets new
     // connections be refused at once instead of waiting in a queue nobody reads.
     listeners_.traffic.reset();
+    if (pending_) pending_->listeners.traffic.reset();  // the original of a kept socket
 }
 
 void Supervisor::enforce_deadlines() {
@@ -349,7 +355,11 @@ int Supervisor::run() {
         on_signal(signal_number, stopping);
         enforce_deadlines();
         if (stop_requests_ > 0) {
-            if (children_.empty()) return exit_code_;
+            // Stopping, a child not running is never started again: none running, none left
+            // (one waiting for its respawn sends no SIGCHLD to wait for).
+            if (std::all_of(children_.begin(), children_.end(),
+                            [](const Child& c) { return c.pid <= 0; }))
+                return exit_code_;
             continue;
         }
         check_pending();

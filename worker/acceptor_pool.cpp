@@ -25,13 +25,15 @@ void on_wake_signal(int) {}  // only interrupts a blocking call
 AcceptorPool::AcceptorPool(int listen_fd, PoolLimits limits, Handler handler)
     : listen_fd_(listen_fd), limits_(limits), handler_(std::move(handler)) {}
 
-void AcceptorPool::start() {
+size_t AcceptorPool::start() {
     struct sigaction action {};
     action.sa_handler = on_wake_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: accept() must return EINTR
     SLUICE_CHECK(::sigaction(kWakeSignal, &action, nullptr) == 0);
-    for (size_t i = 0; i < limits_.initial_threads; ++i) spawn();
+    size_t started = 0;
+    for (size_t i = 0; i < limits_.initial_threads; ++i) started += spawn() ? 1 : 0;
+    return started;
 }
 
 bool AcceptorPool::spawn() {
@@ -89,6 +91,9 @@ void AcceptorPool::run_thread() {
                                      &peer_length, SOCK_NONBLOCK | SOCK_CLOEXEC);
         peer.length = peer_length;
         const int error = errno;
+        // Counted as active before it leaves the accept path, so that stop_accepting()
+        // returning and then active() reading 0 means no client is held uncounted.
+        if (client >= 0) active_.fetch_add(1);
         accepting_.fetch_sub(1);
         if (client < 0) {
             if (error != EINTR) accept_failed(error);
@@ -97,7 +102,6 @@ void AcceptorPool::run_thread() {
         // This thread leaves the idle set; if it was the last one, start a successor so
         // that someone keeps accepting.
         if (idle_.fetch_sub(1) == 1) spawn();
-        active_.fetch_add(1);
         connection.open(client);
         handler_(client, peer, *buffers, connection);
         connection.close();  // the handler may have closed it already; waits out a cut

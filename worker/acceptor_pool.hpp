@@ -43,8 +43,10 @@ public:
     AcceptorPool(const AcceptorPool&) = delete;
     AcceptorPool& operator=(const AcceptorPool&) = delete;
 
-    // Installs the wake-up signal handler (once per process) and starts the initial threads.
-    void start();
+    // Installs the wake-up signal handler (once per process) and starts the initial threads;
+    // returns how many started. With none, nobody accepts: new threads are started only by
+    // an accepting one.
+    size_t start();
 
     // Returns once no thread is in accept() any more and none will enter it again.
     // Connections being served go on.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/exit_codes.hpp"
 #include "common/log.hpp"
 #include "worker/acceptor_pool.hpp"
 
@@ -90,7 +91,12 @@ int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int
                                     OpenConnections::Entry& connection) {
                               serve_connection(client, peer, *context, buffers, connection);
                           });
-    pool.start();
+    if (pool.start() == 0) {
+        // No thread could start (out of tasks): a worker that accepts nothing must not tell
+        // the master it serves. It exits; the master respawns it, or abandons the reload.
+        LOG_ERROR("no connection thread could start: exiting");
+        return kExitFailure;
+    }
     // Tells the master this worker serves (a reload retires the old generation only then).
     table.worker_accepting[worker_slot].store(1);
     LOG_DEBUG("accepting: up to %zu connections at once", max_connections);
