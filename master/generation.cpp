@@ -64,14 +64,14 @@ void assign_ledger_groups(Generation& generation, const Generation* previous) {
         std::optional<uint32_t> group;
         if (before >= 0)
             group = previous->ledger_groups[static_cast<size_t>(before)];
-        else
+        else if (!(group = book.held_group(target_key(target))))
             group = book.free_group();
         if (!group) {
             throw std::runtime_error(
                 "no free connection-count group for target " + target.address +
                 ": the generations still draining use them all; try again once they finish");
         }
-        book.hold(*group);
+        book.hold(*group, target_key(target));
         generation.ledger_groups.push_back(*group);
     }
 }

@@ -4,6 +4,18 @@
 
 namespace sluice {
 
+std::optional<uint32_t> LedgerBook::held_group(const std::string& key) const {
+    for (uint32_t g = 0; g < kLedgerGroups; ++g) {
+        if (holders_[g] != 0 && keys_[g] == key) return g;
+    }
+    return std::nullopt;
+}
+
+void LedgerBook::hold(uint32_t group, const std::string& key) {
+    ++holders_[group];
+    keys_[group] = key;
+}
+
 std::optional<uint32_t> LedgerBook::free_group() const {
     const LoadLedger& l = ledger();
     for (uint32_t g = 0; g < kLedgerGroups; ++g) {

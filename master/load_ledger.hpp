@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "common/shared_segment.hpp"
 
@@ -28,14 +29,19 @@ public:
     // A group no generation holds and whose every count is 0; nullopt when there is none
     // (more distinct targets across the live generations than kLedgerGroups).
     std::optional<uint32_t> free_group() const;
-    // A generation starts using `group` / has ended and no longer does.
-    void hold(uint32_t group) { ++holders_[group]; }
+    // The group a live generation holds for the target `key` (target_key()), if any: a
+    // target dropped by one reload and added back by the next, while the generation that
+    // had it still drains, gets that group again, so its cap counts those connections.
+    std::optional<uint32_t> held_group(const std::string& key) const;
+    // A generation starts using `group` for the target `key` / has ended and no longer does.
+    void hold(uint32_t group, const std::string& key);
     void release(uint32_t group) { --holders_[group]; }
     uint32_t holders(uint32_t group) const { return holders_[group]; }
 
 private:
     LedgerSegment segment_;
     std::array<uint32_t, kLedgerGroups> holders_{};  // live generations using each group
+    std::array<std::string, kLedgerGroups> keys_;    // the target each held group counts
 };
 
 }  // namespace sluice

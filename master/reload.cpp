@@ -162,8 +162,10 @@ void Supervisor::finish_idle_generations() {
             ++it;
             continue;
         }
-        LOG_NOTICE("generation %llu has finished: its last process exited", ull(number));
         carry_over_drained(**it, *current_);
+        // Logged once its counts are in the current generation: who reads the line may then
+        // read them in /metrics.
+        LOG_NOTICE("generation %llu has finished: its last process exited", ull(number));
         it = draining_.erase(it);  // unmaps its segment: nothing maps it any more
     }
 }

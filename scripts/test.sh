@@ -26,7 +26,7 @@ BUILD_DIR=build bash scripts/check-tidy.sh
 BUILD_DIR=build bash scripts/check-compose.sh
 if [[ "${SLUICE_SANITIZERS:-1}" != 0 ]]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
-  export TSAN_OPTIONS=second_deadlock_stack=1
+  export TSAN_OPTIONS="second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
   run_suite build-asan -DSLUICE_SANITIZE=address,undefined
   run_suite build-tsan -DSLUICE_SANITIZE=thread
 fi

@@ -183,6 +183,15 @@ TEST(Generation, ChainedReloadsCountEachConnectionOnce) {
     EXPECT_EQ(g3->segment.table().connections, 6u);
 }
 
+TEST(Generation, ATargetAddedBackWhileItsOldGenerationDrainsGetsItsGroupAgain) {
+    auto g1 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 1, nullptr);
+    const uint32_t held = g1->segment.table().groups[1].ledger_group;
+    auto g2 = make_generation(config_of({"127.0.0.1:8001"}), 1, g1.get());
+    // g1 still drains, holding connections to 8002: its cap must count them in g3 too.
+    auto g3 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 1, g2.get());
+    EXPECT_EQ(g3->segment.table().groups[1].ledger_group, held);
+}
+
 TEST(Generation, ANewTargetTakesAGroupNoLiveGenerationUsesAndThatCountsNothing) {
     auto g1 = make_generation(config_of({"127.0.0.1:8001", "127.0.0.1:8002"}), 1, nullptr);
     const uint32_t dropped = g1->segment.table().groups[1].ledger_group;
