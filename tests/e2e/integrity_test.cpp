@@ -223,9 +223,11 @@ std::string field(const std::string& line, const std::string& key) {
 }
 
 // sluice's log line for the connection from 127.0.0.1:client_port, or "".
+// The last line: the kernel may give a test connection the client port of one of the
+// readiness probes before it (loopback reuses ports in TIME_WAIT), whose line came first.
 std::string conn_line(const std::string& log, uint16_t client_port) {
     const std::string needle = " conn client=127.0.0.1:" + std::to_string(client_port) + " ";
-    const auto at = log.find(needle);
+    const auto at = log.rfind(needle);
     if (at == std::string::npos) return "";
     return log.substr(at, log.find('\n', at) - at);
 }
