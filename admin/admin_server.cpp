@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -22,13 +21,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kAcceptBatch = 16;             // accepts per wake-up, so clients get their turn
 constexpr size_t kMaxLingerBytes = 1 << 16;  // read and dropped after a reply, at most
 constexpr auto kAcceptPause = std::chrono::milliseconds(50);
-
-// Milliseconds from now until `deadline` for poll(), rounded up; -1 for "no deadline".
-int poll_timeout(Clock::time_point now, const std::optional<Clock::time_point>& deadline) {
-    if (!deadline) return -1;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count();
-    return static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
-}
 
 }  // namespace
 
@@ -59,7 +51,8 @@ void AdminServer::run() {
                 {c.fd.get(), static_cast<short>(c.phase == Phase::writing ? POLLOUT : POLLIN), 0});
             wake = wake ? std::min(*wake, c.deadline) : c.deadline;
         }
-        if (::poll(fds.data(), fds.size(), poll_timeout(now, wake)) < 0 && errno != EINTR)
+        if (::poll(fds.data(), fds.size(), wake ? net::poll_timeout_ms(*wake, now) : -1) < 0 &&
+            errno != EINTR)
             LOG_ERROR("admin: poll: %s", std::strerror(errno));
         const auto after = Clock::now();
         for (size_t i = 0; i < clients_.size(); ++i) {

@@ -207,4 +207,9 @@ Endpoint endpoint_of(int fd, int (*get)(int, sockaddr*, socklen_t*)) {
 Endpoint local_endpoint(int fd) { return endpoint_of(fd, ::getsockname); }
 Endpoint peer_endpoint(int fd) { return endpoint_of(fd, ::getpeername); }
 
+int reset_on_close(int fd) {
+    const linger reset{1, 0};
+    return ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0 ? 0 : errno;
+}
+
 }  // namespace sluice::net

@@ -86,6 +86,11 @@ using Deadline = std::chrono::steady_clock::time_point;
 // (ETIMEDOUT when the deadline passed).
 UniqueFd connect_with_timeout(const Endpoint& to, std::chrono::milliseconds timeout);
 
+// Makes the close() of a TCP socket send a reset instead of a FIN (SO_LINGER {1, 0}), so the
+// peer cannot take a cut exchange for a complete one. Returns 0 or the errno. Linux sets it
+// whatever the connection's state (a peer's reset does not make it fail).
+int reset_on_close(int fd);
+
 // The local or peer address of a socket, for logs and tests.
 Endpoint local_endpoint(int fd);
 Endpoint peer_endpoint(int fd);

@@ -148,9 +148,8 @@ void Supervisor::abandon_pending(const std::string& why) {
     failed.segment.keep_from_new_children();
     current_->segment.share_with_new_children();
     draining_.push_back(std::move(pending.next));
-    std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
     // pending.listeners closes here: the serving generation kept its own copies.
-    finish_idle_generations();
+    drop_retired_children();
 }
 
 void Supervisor::finish_idle_generations() {

@@ -194,7 +194,10 @@ void Supervisor::reap_children() {
             if (child.pid == pid) on_child_exit(child, status);
         }
     }
-    // Drop the children that will not come back; finish a generation once none is left.
+    drop_retired_children();
+}
+
+void Supervisor::drop_retired_children() {
     std::erase_if(children_, [](const Child& c) { return c.retiring && c.pid == 0; });
     finish_idle_generations();
 }

@@ -100,6 +100,9 @@ private:
     // Maps only `number`'s segment into the next fork (the others are kept from it).
     void share_only(uint64_t number);
     void reap_children();
+    // Drops the children asked to stop that have exited (they never come back), then
+    // finishes every replaced generation none of whose processes is left.
+    void drop_retired_children();
     void on_child_exit(Child& child, int status);
     void respawn_due();
     // Waits for the next signal of signal_set(), or until the nearest deadline (-1 then).

@@ -73,9 +73,10 @@ double ms_between(std::chrono::steady_clock::time_point a,
 // The outcome of trying the candidates of one pick.
 struct ConnectOutcome {
     UniqueFd target;
-    int slot = -1;       // the slot connected to
-    int last_errno = 0;  // of the last failed connect
-    size_t at_cap = 0;   // candidates skipped because they were at max_connections
+    int slot = -1;          // the slot connected to
+    net::Endpoint address;  // the address connected to (the slot's may change meanwhile)
+    int last_errno = 0;     // of the last failed connect
+    size_t at_cap = 0;      // candidates skipped because they were at max_connections
 };
 
 // Tries the candidates in turn. A candidate at its max_connections is skipped: its count in
@@ -103,7 +104,7 @@ ConnectOutcome connect_first(const Candidates& candidates, const WorkerContext& 
         // Killed between these two adds, a count would leak; in the other order, a repair
         // would take off one that was never added (the gauge would wrap): this is the safe way.
         mine[index].fetch_add(1, std::memory_order_relaxed);
-        net::Endpoint address;
+        net::Endpoint& address = out.address;
         if (slot.load_address(address)) {
             out.target = net::connect_with_timeout(address, context.config.connect_timeout);
             if (out.target) {
@@ -218,11 +219,6 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
         return turn_away(client, peer, context, outcome, candidates, buffers, accepted);
     connection.set_target(outcome.target.get());
     const auto connected = std::chrono::steady_clock::now();
-    const bool logging = log::enabled(log::Level::info);
-    // For the log, the address this connection reached: the slot may be given another
-    // address by the checker while the connection lasts.
-    const net::Endpoint address =
-        logging ? net::peer_endpoint(outcome.target.get()) : net::Endpoint();
     const int index = outcome.slot;
     TargetSlot& slot = table.slots[index];
     const TargetConfig& target = context.config.targets[index / kAddressesPerTarget];
@@ -249,11 +245,11 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     const StopReason cut = connection.close();
     release(context, index);
     if (end == nullptr) end = end_name(result, cut);
-    if (logging) {
+    if (log::enabled(log::Level::info)) {
         char client_text[64];
         char target_text[64];
         peer.format(client_text, sizeof client_text);
-        address.format(target_text, sizeof target_text);
+        outcome.address.format(target_text, sizeof target_text);
         const auto ended = std::chrono::steady_clock::now();
         LOG_INFO(
             "conn client=%s target=%s address=%s connect_ms=%.3f duration_ms=%.3f "

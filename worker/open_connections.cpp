@@ -5,6 +5,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/net.hpp"
+
 namespace sluice::worker {
 
 const char* cut_end_name(StopReason reason) {
@@ -12,9 +14,8 @@ const char* cut_end_name(StopReason reason) {
 }
 
 void reset_connection(int fd) {
-    // SO_LINGER {1, 0} first: whatever happens below, the owner's close() sends a RST.
-    const linger reset{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);  // may fail on a dead socket
+    // First: whatever happens below, the owner's close() sends a RST.
+    net::reset_on_close(fd);  // its result is not needed: the connect below runs either way
     // connect() to AF_UNSPEC disconnects a TCP socket: Linux sends a RST if the connection
     // is (half) open, sets ECONNRESET on the socket and wakes whoever waits on it. Unlike
     // shutdown(), which would send a FIN first and so let the peer read a clean end.

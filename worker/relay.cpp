@@ -101,13 +101,8 @@ struct Direction {
     static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
-// Closing a socket after SO_LINGER {1, 0} sends a reset instead of a FIN. Linux sets
-// SO_LINGER whatever the connection's state (a peer's reset does not make it fail), so a
-// failure here is a bug.
-void make_close_reset(int fd) {
-    const linger reset{1, 0};
-    SLUICE_CHECK(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
-}
+// Cuts a side with a reset when the relay ends: a failure to set it would be a bug.
+void make_close_reset(int fd) { SLUICE_CHECK(net::reset_on_close(fd) == 0); }
 
 constexpr short kReadable = POLLIN | POLLHUP | POLLERR;
 constexpr short kWritable = POLLOUT | POLLHUP | POLLERR;
