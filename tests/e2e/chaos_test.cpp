@@ -9,12 +9,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <regex>
-#include <thread>
 
 #include "sluice_fixture.hpp"
 
@@ -50,17 +48,6 @@ long metric_sum(const std::string& body, const std::string& family) {
     return sum;
 }
 
-// A complete reply with the wrong bytes (not one cut short by a process that died).
-bool corrupted(const HttpReply& reply, const std::string& expected) {
-    if (reply.status != 200) return false;
-    const std::string name = "\r\nContent-Length:";
-    const size_t at = reply.raw.find(name);
-    if (at != std::string::npos &&
-        std::strtoul(reply.raw.c_str() + at + name.size(), nullptr, 10) > reply.body.size())
-        return false;
-    return reply.body != expected;
-}
-
 class ChaosTest : public SluiceTest {
 protected:
     // Waits until /status lists every configured target UP and /metrics counts no open
@@ -94,28 +81,10 @@ TEST_F(ChaosTest, EverythingRecoversFromRandomKillsReloadsAndRestarts) {
     ASSERT_FALSE(expected.empty());
     std::string status;
     ASSERT_TRUE(settles(status)) << status;
-    std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
-                           kPatience));
-    long base_fds = 0;
-    for (pid_t p : children) base_fds += count_fds(p);
+    ASSERT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 3; }, kPatience));
+    const long base_fds = children_fds();
 
-    std::atomic<bool> stop{false};
-    std::atomic<long> ok{0}, failed{0}, bad{0};
-    std::vector<std::thread> clients;
-    for (int i = 0; i < 3; ++i) {
-        clients.emplace_back([&] {
-            while (!stop) {
-                const HttpReply r = get();
-                if (corrupted(r, expected))
-                    ++bad;
-                else if (r.status == 200 && r.body == expected)
-                    ++ok;
-                else
-                    ++failed;
-            }
-        });
-    }
+    LoadGenerator load(port_, 3, 3s, expected);
     std::mt19937 random(static_cast<unsigned>(std::random_device{}()));
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(chaos_seconds());
     int kills = 0, checker_kills = 0, reloads = 0, bad_reloads = 0, restarts = 0;
@@ -124,8 +93,8 @@ TEST_F(ChaosTest, EverythingRecoversFromRandomKillsReloadsAndRestarts) {
     while (std::chrono::steady_clock::now() < end) {
         // Each fault once the traffic has moved on a little, so they land at random points
         // of the processes' work rather than in one burst.
-        const long mark = ok.load() + failed.load();
-        wait_until([&] { return ok.load() + failed.load() >= mark + 20; }, 5s);
+        const long mark = load.ok() + load.failed();
+        wait_until([&] { return load.ok() + load.failed() >= mark + 20; }, 5s);
         switch (random() % 6) {
             case 0: kill_one(random, kills); break;
             case 1:
@@ -157,38 +126,22 @@ TEST_F(ChaosTest, EverythingRecoversFromRandomKillsReloadsAndRestarts) {
                 break;
         }
     }
-    stop = true;
-    for (auto& t : clients) t.join();
+    load.stop();
     reload(config_text());  // every target configured again
     std::printf(
         "[ measure  ] chaos %d s: %ld good replies, %ld failed, %ld corrupted; %d worker/child "
         "kills, %d checker kills, all children killed at once: %s, %d reloads, %d invalid "
         "reloads, %d target restarts\n",
-        chaos_seconds(), ok.load(), failed.load(), bad.load(), kills, checker_kills,
+        chaos_seconds(), load.ok(), load.failed(), load.corrupted(), kills, checker_kills,
         killed_all ? "yes" : "no", reloads, bad_reloads, restarts);
 
-    EXPECT_EQ(bad.load(), 0) << "corrupted replies";
-    EXPECT_GT(ok.load(), 100);
+    EXPECT_EQ(load.corrupted(), 0) << "corrupted replies";
+    EXPECT_GT(load.ok(), 100);
     EXPECT_TRUE(sluice_->running()) << sluice_->log();
     EXPECT_TRUE(settles(status)) << "not every target healthy, or connections still counted:\n"
                                  << status << "\n"
                                  << admin("/metrics").body;
-    EXPECT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, kPatience))
-        << children.size() << " children";
-    long fds = 0, threads = 0;
-    EXPECT_TRUE(wait_until(
-        [&] {
-            fds = threads = 0;
-            for (pid_t p : children_of(sluice_->pid())) {
-                fds += count_fds(p);
-                threads += threads_of(p);
-            }
-            return fds <= base_fds;
-        },
-        kPatience))
-        << fds << " fds now, " << base_fds << " at start";
-    EXPECT_LE(threads, 2 * (16 + 5) + 10) << "threads";
+    expect_children_back_to(3, base_fds);
     // Still serving, after all of it.
     EXPECT_EQ(get().body, expected);
 }

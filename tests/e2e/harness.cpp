@@ -312,21 +312,41 @@ int status_of(const std::string& raw_reply) {
     return raw_reply.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(raw_reply.c_str() + 9) : 0;
 }
 
-LoadGenerator::LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request) {
+namespace {
+
+// A reply whose body is shorter than its Content-Length: its sender died between writing
+// the headers and the body. A failed request, not corruption (a complete reply, wrong bytes).
+bool cut_short(const HttpReply& reply) {
+    const std::string name = "\r\nContent-Length:";
+    const size_t at = reply.raw.find(name);
+    if (at == std::string::npos) return false;
+    return std::strtoul(reply.raw.c_str() + at + name.size(), nullptr, 10) > reply.body.size();
+}
+
+}  // namespace
+
+LoadGenerator::LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request,
+                             std::string expected) {
     for (int i = 0; i < clients; ++i) {
-        threads_.emplace_back([this, port, per_request] {
-            while (!stop_) {
-                const HttpReply reply = http_request(port, "GET", "/api/spells", "", per_request);
-                if (reply.status == 200) {
-                    ++ok_;
-                } else {
-                    ++failed_;
-                    std::lock_guard lock(mutex_);
-                    last_failure_ = reply.raw.empty() ? "no reply" : reply.raw.substr(0, 200);
-                }
-            }
+        threads_.emplace_back([this, port, per_request, expected] {
+            while (!stop_)
+                count(http_request(port, "GET", "/api/spells", "", per_request), expected);
         });
     }
+}
+
+void LoadGenerator::count(const HttpReply& reply, const std::string& expected) {
+    if (reply.status == 503) ++unavailable_;
+    if (reply.status == 200 && (expected.empty() || !cut_short(reply))) {
+        if (expected.empty() || reply.body == expected)
+            ++ok_;
+        else
+            ++corrupted_;
+        return;
+    }
+    ++failed_;
+    std::lock_guard lock(mutex_);
+    last_failure_ = reply.raw.empty() ? "no reply" : reply.raw.substr(0, 200);
 }
 
 void LoadGenerator::stop() {

@@ -141,18 +141,26 @@ int status_of(const std::string& raw_reply);
 // stopped; they count what succeeded (status 200) and what failed. `per_request` bounds each
 // request: a test that must show no request is lost under attack on a shared machine gives
 // more than the default, since a request a loaded machine serves in 4 s is still served.
+// With `expected` (the body every reply must have), replies are also checked byte for byte:
+// one cut short of its Content-Length (a process died mid-reply) fails, and a complete 200
+// with another body is corrupted(), not ok().
 class LoadGenerator {
 public:
-    LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request = 3s);
+    LoadGenerator(uint16_t port, int clients, std::chrono::milliseconds per_request = 3s,
+                  std::string expected = "");
     ~LoadGenerator() { stop(); }
     void stop();
     long ok() const { return ok_.load(); }
     long failed() const { return failed_.load(); }
+    long unavailable() const { return unavailable_.load(); }  // 503s, counted in failed()
+    long corrupted() const { return corrupted_.load(); }
     std::string last_failure() const;
 
 private:
+    void count(const HttpReply& reply, const std::string& expected);
+
     std::atomic<bool> stop_{false};
-    std::atomic<long> ok_{0}, failed_{0};
+    std::atomic<long> ok_{0}, failed_{0}, unavailable_{0}, corrupted_{0};
     mutable std::mutex mutex_;
     std::string last_failure_;
     std::vector<std::thread> threads_;

@@ -83,6 +83,26 @@ void SluiceTest::reload(const std::string& text, bool expect_failure) {
         << sluice_->log();
 }
 
+long SluiceTest::children_fds() const {
+    long fds = 0;
+    for (pid_t p : children_of(sluice_->pid())) fds += count_fds(p);
+    return fds;
+}
+
+void SluiceTest::expect_children_back_to(size_t children, long base_fds) {
+    std::vector<pid_t> now;
+    EXPECT_TRUE(wait_until([&] { return (now = children_of(sluice_->pid())).size() == children; },
+                           kPatience))
+        << now.size() << " children";
+    long fds = 0;
+    EXPECT_TRUE(wait_until([&] { return (fds = children_fds()) <= base_fds; }, kPatience))
+        << fds << " fds now, " << base_fds << " at start";
+    long threads = 0;
+    for (pid_t p : children_of(sluice_->pid())) threads += threads_of(p);
+    const long workers = static_cast<long>(children) - 1;
+    EXPECT_LE(threads, workers * (16 + 5) + 10) << "threads";
+}
+
 int SluiceTest::log_count(const std::string& needle) const {
     return count_of(sluice_->log(), needle);
 }

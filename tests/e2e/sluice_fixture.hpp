@@ -73,6 +73,13 @@ protected:
         return http_request(port_, "GET", path);
     }
     HttpReply admin(const std::string& path) { return http_request(admin_port_, "GET", path); }
+    // The open fds of sluice's children, summed.
+    long children_fds() const;
+    // After a test's faults: expects sluice to be back to `children` children (workers and
+    // the checker; waits for the old generations to go) whose fds are back to `base_fds` (as
+    // children_fds() read them at a fresh start; idle pool threads hold none) and whose
+    // threads are within the pool's idle cap (16 per worker) and 5 of its own per process.
+    void expect_children_back_to(size_t children, long base_fds);
     // Sends `n` sequential requests; how many each instance served ("" for failures).
     std::map<std::string, int> spread(int n);
 

@@ -5,11 +5,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <thread>
 
 #include "sluice_fixture.hpp"
 
@@ -21,16 +19,6 @@ int soak_seconds() {
     return env != nullptr && std::atoi(env) > 0 ? std::atoi(env) : 60;
 }
 
-// A reply whose body is shorter than its Content-Length: the target was killed between
-// writing its headers and its body. That is a failed connection (the test kills targets),
-// not corruption, which is a complete reply with wrong bytes.
-bool cut_short(const HttpReply& reply) {
-    const std::string name = "\r\nContent-Length:";
-    const size_t at = reply.raw.find(name);
-    if (at == std::string::npos) return false;
-    return std::strtoul(reply.raw.c_str() + at + name.size(), nullptr, 10) > reply.body.size();
-}
-
 TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     start_backends(3);
     extra_top_ = "drain_timeout = \"3s\"\nlog_level = \"notice\"\n";
@@ -39,37 +27,18 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
     const uint16_t admin = admin_port_;
     const std::string expected = get().body;  // every GET /api/spells answers this body
     ASSERT_FALSE(expected.empty());
-    std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
-                           kPatience));
-    long base_fds = 0;
-    for (pid_t p : children) base_fds += count_fds(p);
+    ASSERT_TRUE(wait_until([&] { return children_of(sluice_->pid()).size() == 3; }, kPatience));
+    const long base_fds = children_fds();
 
-    std::atomic<bool> stop{false};
-    std::atomic<long> ok{0}, failed{0}, corrupted{0}, unavailable{0};
-    std::vector<std::thread> clients;
-    for (int i = 0; i < 3; ++i) {
-        clients.emplace_back([&] {
-            while (!stop) {
-                const HttpReply r = get();
-                if (r.status == 503) ++unavailable;
-                if (r.status != 200 || cut_short(r))
-                    ++failed;
-                else if (r.body != expected)
-                    ++corrupted;
-                else
-                    ++ok;
-            }
-        });
-    }
+    LoadGenerator load(port_, 3, 3s, expected);
     std::mt19937 random(12345);
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(soak_seconds());
     int reloads = 0, restarts = 0, kills = 0;
     const std::vector<std::vector<size_t>> sets = {{0, 1}, {1, 2}, {0, 1, 2}};
     while (std::chrono::steady_clock::now() < end) {
         // Act again once the load has moved on by 200 replies.
-        const long mark = ok.load();
-        if (!wait_until([&] { return ok.load() >= mark + 200; }, 20s)) break;
+        const long mark = load.ok();
+        if (!wait_until([&] { return load.ok() >= mark + 200; }, 20s)) break;
         switch (random() % 3) {
             case 0:
                 reload(config_text(sets[reloads % sets.size()]));
@@ -102,41 +71,24 @@ TEST_F(SluiceTest, SoakUnderReloadsRestartsAndKills) {
             }
         }
     }
-    stop = true;
-    for (auto& t : clients) t.join();
+    load.stop();
     reload(config_text());  // end on a known config: all three targets
     std::printf(
         "[ measure  ] soak %d s: %ld replies, %ld failed (%ld of them 503), %ld "
         "corrupted; %d reloads, %d target restarts, %d worker kills\n",
-        soak_seconds(), ok.load() + failed.load() + corrupted.load(), failed.load(),
-        unavailable.load(), corrupted.load(), reloads, restarts, kills);
+        soak_seconds(), load.ok() + load.failed() + load.corrupted(), load.failed(),
+        load.unavailable(), load.corrupted(), reloads, restarts, kills);
     std::printf("[ measure  ] log: %d DOWN lines (%d seen by a worker), %d UP lines\n",
                 log_count(" DOWN: "), log_count("seen by a worker"), log_count(" UP ("));
-    EXPECT_EQ(corrupted.load(), 0);
-    EXPECT_GT(ok.load(), 1000);
+    EXPECT_EQ(load.corrupted(), 0);
+    EXPECT_GT(load.ok(), 1000);
     // Failures only where a process or target died under a request in flight.
     // 503s come from targets seen down together (slow sanitizer builds recover a restarted
     // target more slowly than the pacing above waits); they are printed, not bounded.
-    EXPECT_LE(failed.load() - unavailable.load(), 3L * (restarts + kills) + 3)
+    EXPECT_LE(load.failed() - load.unavailable(), 3L * (restarts + kills) + 3)
         << "more failures than events";
-    // Old generations gone, no leaked process; fds back to what they were (idle threads
-    // hold none); threads within the pool's idle cap (16 per worker) above a fresh start.
-    EXPECT_TRUE(
-        wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; }, kPatience))
-        << children.size() << " children";
-    long fds = 0, threads = 0;
-    EXPECT_TRUE(wait_until(
-        [&] {
-            fds = threads = 0;
-            for (pid_t p : children_of(sluice_->pid())) {
-                fds += count_fds(p);
-                threads += threads_of(p);
-            }
-            return fds <= base_fds;
-        },
-        kPatience))
-        << fds << " fds now, " << base_fds << " at start";
-    EXPECT_LE(threads, 2 * (16 + 5) + 10) << "threads";
+    // Old generations gone, no leaked process, fd or thread.
+    expect_children_back_to(3, base_fds);
 }
 
 }  // namespace

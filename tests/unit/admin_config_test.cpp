@@ -11,6 +11,7 @@
 #include <string>
 
 #include "conf/loader.hpp"
+#include "config_dir_test.hpp"
 
 namespace sluice {
 namespace {
@@ -20,38 +21,17 @@ using ::testing::StartsWith;
 
 const std::string kToken = "3f1c0a9e8d7b6a5f4e3d2c1b0a998877";
 
-class AdminConfig : public ::testing::Test {
+class AdminConfig : public test::ConfigDirTest {
 protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/sluice-admin-config-XXXXXX";
-        ASSERT_NE(mkdtemp(pattern), nullptr);
-        dir_ = pattern;
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
-    }
-    std::string write(const std::string& name, const std::string& text) {
-        const std::string path = dir_ + "/" + name;
-        std::ofstream(path, std::ios::binary) << text;
-        return path;
-    }
     // A config file whose first lines are `top`, with one target after them.
     std::string config(const std::string& top) {
         return write("sluice.toml", top + "[[targets]]\naddress = \"a:1\"\n");
     }
     // The first line of the ConfigError that loading `path` throws.
     static std::string error_of(const std::string& path) {
-        try {
-            load_config(path);
-        } catch (const ConfigError& e) {
-            const std::string what = e.what();
-            return what.substr(0, what.find('\n'));
-        }
-        ADD_FAILURE() << "no error loading " << path;
-        return "";
+        const std::string what = load_error(path);
+        return what.substr(0, what.find('\n'));
     }
-    std::string dir_;
 };
 
 TEST_F(AdminConfig, TokenIsReadRelativeToTheConfigWithoutItsNewline) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "conf/loader.hpp"
+#include "config_dir_test.hpp"
 
 namespace sluice {
 namespace {
@@ -322,33 +323,7 @@ TEST(ConfigErrors, TargetWithoutAddressNamesItsHeader) {
 }
 
 // load_config on real files, in a fresh directory under /tmp.
-class ConfigFile : public ::testing::Test {
-protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/sluice-config-test-XXXXXX";
-        ASSERT_NE(mkdtemp(pattern), nullptr);
-        dir_ = pattern;
-    }
-    void TearDown() override {
-        std::error_code ignored;
-        if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
-    }
-    std::string write(const std::string& name, const std::string& text) {
-        const std::string path = dir_ + "/" + name;
-        std::ofstream(path, std::ios::binary) << text;
-        return path;
-    }
-    static std::string load_error(const std::string& path) {
-        try {
-            load_config(path);
-        } catch (const ConfigError& e) {
-            return e.what();
-        }
-        ADD_FAILURE() << "no error loading " << path;
-        return "";
-    }
-    std::string dir_;
-};
+using ConfigFile = test::ConfigDirTest;
 
 TEST_F(ConfigFile, LoadsAFileAndRecordsItsPath) {
     const std::string path =
