@@ -9,6 +9,7 @@
 #include "common/net.hpp"
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
+#include "worker/kernel_relay.hpp"
 #include "worker/open_connections.hpp"
 
 namespace sluice::worker {
@@ -21,13 +22,14 @@ struct ThreadBuffers {
 };
 
 // What a worker's threads share: read-only config, the shared table, the load ledger (open
-// connections, across generations), and which worker this is (its column of
-// SharedTable::worker_active).
+// connections, across generations), which worker this is (its column of
+// SharedTable::worker_active), and the kernel relay's maps when connections may use them.
 struct WorkerContext {
     const Config& config;
     SharedTable& table;
     LoadLedger& ledger;
-    size_t worker_slot;  // 0-based, below kMaxWorkers
+    size_t worker_slot;                       // 0-based, below kMaxWorkers
+    const KernelRelay* kernel_relay = nullptr;  // null: the user relay only
 };
 
 // Serves `client` (a non-blocking accepted socket from `peer`) to the end, registering its

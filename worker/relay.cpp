@@ -132,12 +132,17 @@ int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direct
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters,
-                  std::chrono::milliseconds idle_timeout) {
+                  size_t buffer_size, const RelayOptions& options) {
     Direction to_target{client, target, Side::client, Side::target, buffer_to_target, buffer_size};
     Direction to_client{target, client, Side::target, Side::client, buffer_to_client, buffer_size};
-    to_target.counter = counters.to_target;
-    to_client.counter = counters.to_client;
+    to_target.counter = options.counters.to_target;
+    to_client.counter = options.counters.to_client;
+    const std::chrono::milliseconds idle_timeout = options.idle_timeout;
+    // For the hand-over: who moved bytes last, and whether the client spoke after the target.
+    Side last_speaker = Side::none;
+    bool exchanged = false;
+    uint64_t moved_to_target = 0;
+    uint64_t moved_to_client = 0;
     bool target_finished_first = false;
     RelayResult result;
     pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};  // [0] the client, [1] the target
@@ -161,6 +166,21 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         }
         if (to_client.finished && !to_target.finished) target_finished_first = true;
         if (to_target.done() && to_client.done()) break;
+        if (options.hand_over_after_exchange) {
+            // In the order the two pumps ran: the client's bytes first.
+            if (to_target.moved > moved_to_target) {
+                exchanged = exchanged || last_speaker == Side::target;
+                last_speaker = Side::client;
+            }
+            if (to_client.moved > moved_to_client) last_speaker = Side::target;
+            moved_to_target = to_target.moved;
+            moved_to_client = to_client.moved;
+            if (exchanged && to_target.pending == 0 && to_client.pending == 0 &&
+                !to_target.finished && !to_client.finished) {
+                result.end = RelayEnd::handed_over;
+                break;
+            }
+        }
 
         if (wait_for_progress(fds, to_target, to_client, idle_timeout) == 0) {
             // Idle too long: cut both sides.

@@ -77,11 +77,12 @@ void drain(AcceptorPool& pool, const Config& config, pid_t master, StopReason wh
 }  // namespace
 
 int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int listen_fd,
-               size_t max_connections, size_t worker_slot, pid_t master) {
+               size_t max_connections, size_t worker_slot, pid_t master,
+               const KernelRelay* kernel_relay) {
     // The pool's threads are detached and may still be finishing (or, after SIGQUIT,
     // serving) when this returns and the process exits with _exit(): the context and the
     // pool are therefore never destroyed, only left to the exit.
-    const auto* context = new WorkerContext{config, table, ledger, worker_slot};
+    const auto* context = new WorkerContext{config, table, ledger, worker_slot, kernel_relay};
     repair_active_counts(*context);
     PoolLimits limits;
     limits.max_threads = max_connections;
