@@ -429,10 +429,10 @@ Config build(const Value& root, const std::string& file) {
     config.path = file;
     const TableReader reader(
         file, root, "the top level",
-        {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
-         "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
-         "group", "admin", "admin_allow_remote", "admin_token_file", "log_level", "health_check",
-         "relay", "targets"});
+        {"listen",           "workers",   "connect_timeout", "idle_timeout",  "max_connections",
+         "drain_timeout",    "algorithm", "on_no_target",    "queue_timeout", "slow_start",
+         "shutdown_timeout", "user",      "group",           "admin",         "admin_allow_remote",
+         "admin_token_file", "log_level", "health_check",    "relay",         "targets"});
     read_top_level(reader, config);
     read_identity(reader, config);
     read_admin(reader, config);

@@ -77,8 +77,7 @@ bool Supervisor::gives_up_on(bool is_checker, int wait_status) {
 
 Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
                        size_t max_connections_per_worker, std::optional<uint64_t> task_budget,
-                       Listeners listeners, std::unique_ptr<Generation> first,
-                       RelaySetup relays)
+                       Listeners listeners, std::unique_ptr<Generation> first, RelaySetup relays)
     : config_path_(std::move(config_path)),
       cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),

@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "common/unique_fd.hpp"
-#include "master/relay_setup.hpp"
 #include "master/counter_carry.hpp"
 #include "master/generation.hpp"
 #include "master/listeners.hpp"
+#include "master/relay_setup.hpp"
 #include "worker/worker.hpp"
 
 namespace sluice {

@@ -173,7 +173,8 @@ void turn_away(int client, const net::Endpoint& peer, const WorkerContext& conte
 // user space and the rest in the kernel, as `relay` and the loaded kernel relay allow. A
 // connection the kernel cannot take goes on in user space. Byte counters as relay() keeps.
 RelayResult relay_connection(int client, int target, const WorkerContext& context,
-                             ThreadBuffers& buffers, TargetSlot& slot) {
+                             ThreadBuffers& buffers, TargetSlot& slot,
+                             const OpenConnections::Entry& connection) {
     const KernelRelay* kernel = context.kernel_relay;
     RelayOptions options;
     options.counters = ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client};
@@ -187,15 +188,15 @@ RelayResult relay_connection(int client, int target, const WorkerContext& contex
     }
     const RelayResult before = result;
     const bool in_kernel =
-        relay_in_kernel(*kernel, client, target, context.config.idle_timeout, result);
+        relay_in_kernel(*kernel, client, target, context.config.idle_timeout, result, connection);
     slot.bytes_to_target.fetch_add(result.bytes_to_target - before.bytes_to_target,
                                    std::memory_order_relaxed);
     slot.bytes_to_client.fetch_add(result.bytes_to_client - before.bytes_to_client,
                                    std::memory_order_relaxed);
     if (in_kernel) return result;
     options.hand_over_after_exchange = false;
-    RelayResult rest = relay(client, target, buffers.to_target, buffers.to_client,
-                             ThreadBuffers::kSize, options);
+    RelayResult rest =
+        relay(client, target, buffers.to_target, buffers.to_client, ThreadBuffers::kSize, options);
     rest.bytes_to_target += result.bytes_to_target;
     rest.bytes_to_client += result.bytes_to_client;
     return rest;
@@ -270,7 +271,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
                  target.address.c_str(), std::strerror(err));
         end = "proxy_header";
     } else {
-        result = relay_connection(client, outcome.target.get(), context, buffers, slot);
+        result = relay_connection(client, outcome.target.get(), context, buffers, slot, connection);
     }
     const StopReason cut = connection.close();
     release(context, index);

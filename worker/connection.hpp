@@ -28,7 +28,7 @@ struct WorkerContext {
     const Config& config;
     SharedTable& table;
     LoadLedger& ledger;
-    size_t worker_slot;                       // 0-based, below kMaxWorkers
+    size_t worker_slot;                         // 0-based, below kMaxWorkers
     const KernelRelay* kernel_relay = nullptr;  // null: the user relay only
 };
 

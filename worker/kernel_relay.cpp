@@ -105,15 +105,6 @@ TcpCounts tcp_counts(int fd) {
     return counts;
 }
 
-// Bytes written into `fd` so far: acknowledged plus still queued. Read in this order, an ACK
-// in between can only make the sum smaller than the truth, never larger.
-uint64_t written(int fd) {
-    const uint64_t acked = tcp_counts(fd).acked;
-    int queued = 0;
-    if (::ioctl(fd, SIOCOUTQ, &queued) != 0) queued = 0;
-    return acked + static_cast<uint64_t>(queued);
-}
-
 // The same, exact, while nothing but ACKs changes it (before the program writes into it).
 uint64_t written_exact(int fd) {
     for (;;) {
@@ -129,15 +120,21 @@ struct Half {
     int from;
     int to;
     uint64_t read_by_user;  // bytes of `from` the user relay read before the hand-over
-    uint64_t to_base;       // written(to) at the hand-over
+    uint64_t to_base;       // bytes_written(to) at the hand-over
     bool finished = false;  // `from`'s FIN seen and passed on as the shutdown of `to`
     uint64_t moved_at_finish = 0;
 
     // Bytes the program wrote into `to` (counted before `to` is shut: its FIN counts too).
     uint64_t moved() const {
         if (finished) return moved_at_finish;
-        const uint64_t now = written(to);
+        const uint64_t now = bytes_written(to);
         return now > to_base ? now - to_base : 0;
+    }
+    // Fixes the count at what `to` had been written when the worker cut it.
+    void settle(uint64_t written_at_cut) {
+        if (finished) return;  // counted when its FIN was passed on
+        moved_at_finish = written_at_cut > to_base ? written_at_cut - to_base : 0;
+        finished = true;
     }
     // Every byte `from` received has been written into `to`.
     bool delivered() const {
@@ -249,8 +246,16 @@ Outcome wait_for_ends(Half& to_target, Half& to_client, int client, int target,
 
 }  // namespace
 
+uint64_t bytes_written(int fd) {
+    const uint64_t acked = tcp_counts(fd).acked;  // first: see bytes_written()'s promise
+    int queued = 0;
+    if (::ioctl(fd, SIOCOUTQ, &queued) != 0) queued = 0;
+    return acked + static_cast<uint64_t>(queued);
+}
+
 bool relay_in_kernel(const KernelRelay& relay, int client, int target,
-                     std::chrono::milliseconds idle_timeout, RelayResult& result) {
+                     std::chrono::milliseconds idle_timeout, RelayResult& result,
+                     const OpenConnections::Entry& connection) {
     Half to_target{client, target, result.bytes_to_target, written_exact(target)};
     Half to_client{target, client, result.bytes_to_client, written_exact(client)};
     const KernelRelayMaps maps{relay.peers_fd(), relay.relayed_fd()};
@@ -266,6 +271,11 @@ bool relay_in_kernel(const KernelRelay& relay, int client, int target,
     bool target_finished_first = false;
     const Outcome outcome =
         wait_for_ends(to_target, to_client, client, target, idle_timeout, target_finished_first);
+    WrittenAtCut at_cut;
+    if (outcome != Outcome::completed && connection.was_cut(at_cut)) {
+        to_target.settle(at_cut.target);
+        to_client.settle(at_cut.client);
+    }
     result.bytes_to_target += to_target.moved();
     result.bytes_to_client += to_client.moved();
     switch (outcome) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "worker/open_connections.hpp"
 #include "worker/relay.hpp"
 
 struct bpf_object;
@@ -47,7 +48,14 @@ private:
 // (plus any bytes the kernel moved before giving up, already delivered), when the pair
 // cannot be relayed in the kernel (a socket no longer established, the map full): the
 // caller goes on with the user relay. The caller still owns and closes both sockets.
+// `connection` is the pair's entry in the worker's registry: when the worker cut it at its
+// deadline (a reset zeroes the sockets' counters), the counts come from what the cutter read.
 bool relay_in_kernel(const KernelRelay& maps, int client, int target,
-                     std::chrono::milliseconds idle_timeout, RelayResult& result);
+                     std::chrono::milliseconds idle_timeout, RelayResult& result,
+                     const OpenConnections::Entry& connection);
+
+// Bytes written into a TCP socket so far: acknowledged plus still queued (tcp_info and
+// SIOCOUTQ). An ACK between the two reads can only make it smaller than the truth.
+uint64_t bytes_written(int fd);
 
 }  // namespace sluice::worker

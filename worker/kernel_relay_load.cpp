@@ -69,7 +69,8 @@ std::string check_on_loopback(const KernelRelay& relay) {
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!listener || ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+    if (!listener ||
+        ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
         ::listen(listener.get(), 2) != 0)
         return errno_text("cannot check it on loopback", errno);
     LoopbackPair client;

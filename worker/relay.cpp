@@ -1,6 +1,7 @@
 #include "worker/relay.hpp"
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -101,6 +102,15 @@ struct Direction {
     static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
+// Bytes received on `fd` and not yet read. The hand-over waits for none on either side: the
+// kernel relay's program is given whole segments, so the rest of one that a recv() read in
+// part would be sent again (the kernel's tcp_read_skb() does not skip what was read).
+// Segments that arrive after this look are whole.
+int unread(int fd) {
+    int bytes = 0;
+    return ::ioctl(fd, FIONREAD, &bytes) == 0 ? bytes : 1;
+}
+
 // Cuts a side with a reset when the relay ends: a failure to set it would be a bug.
 void make_close_reset(int fd) { SLUICE_CHECK(net::reset_on_close(fd) == 0); }
 
@@ -176,7 +186,8 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
             moved_to_target = to_target.moved;
             moved_to_client = to_client.moved;
             if (exchanged && to_target.pending == 0 && to_client.pending == 0 &&
-                !to_target.finished && !to_client.finished) {
+                !to_target.finished && !to_client.finished && unread(client) == 0 &&
+                unread(target) == 0) {
                 result.end = RelayEnd::handed_over;
                 break;
             }

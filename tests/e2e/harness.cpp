@@ -399,4 +399,24 @@ long threads_of(pid_t pid) {
     return 0;
 }
 
+std::string relay_line() {
+    const char* relay = std::getenv("SLUICE_TEST_RELAY");
+    if (relay == nullptr || *relay == '\0') return "";
+    return std::string("relay = \"") + relay + "\"\n";
+}
+
+bool kernel_relay_missing() {
+    static const bool missing = [] {
+        const char* relay = std::getenv("SLUICE_TEST_RELAY");
+        if (relay == nullptr || std::string(relay) != "kernel") return false;
+        TempDir dir;
+        const std::string config =
+            dir.write("check.toml", "relay = \"kernel\"\n[[targets]]\naddress = \"127.0.0.1:1\"\n");
+        const std::string command =
+            std::string(SLUICE_BIN) + " --check --config " + config + " >/dev/null 2>&1";
+        return std::system(command.c_str()) != 0;
+    }();
+    return missing;
+}
+
 }  // namespace sluice::test

@@ -38,6 +38,8 @@ protected:
     // anything in its log: its children exit with _exit(), so a report would not show
     // in their exit codes.
     void TearDown() override;
+    // Skips the test when it is to run on the kernel relay and the machine cannot load it.
+    void SetUp() override { SKIP_IF_NO_KERNEL_RELAY(); }
 
     // Starts `count` backends named api-1..api-N and waits until each answers /healthz.
     void start_backends(int count);

@@ -60,7 +60,8 @@ protected:
         target_ = make_pair();  // near: sluice's connection to the target; far: the target
         result_ = std::async(std::launch::async, [this] {
             return relay(client_.near.get(), target_.near.get(), to_target_, to_client_,
-                         sizeof to_target_, RelayOptions{.counters = {}, .idle_timeout = idle_timeout_});
+                         sizeof to_target_,
+                         RelayOptions{.counters = {}, .idle_timeout = idle_timeout_});
         });
     }
     const std::chrono::milliseconds idle_timeout_;

@@ -8,9 +8,11 @@
 //   `sluice_relayed`, so the program never meets a socket without a peer.
 // - `sluice_relayed` (SOCKHASH, this program attached as its stream verdict): the sockets
 //   whose received bytes are redirected, keyed by their own cookie.
-// A zero-length segment is a bare FIN: it is passed to its own socket (where the owning
-// thread sees POLLRDHUP and passes the FIN on once every byte before it is delivered);
-// redirected, it would record EPIPE on the peer.
+// A zero-length segment is a bare FIN. TCP has already taken note of it (the owning thread
+// sees POLLRDHUP and passes the FIN on once every byte before it is delivered), so the empty
+// buffer is dropped. Redirected, it would record EPIPE on the peer; passed to its own socket
+// while that socket's queue holds redirected bytes on their way out, it is queued behind them
+// and fails there, which records EPIPE on it and stops its sending: the bytes after are lost.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -30,7 +32,7 @@ struct {
 
 SEC("sk_skb")
 int sluice_redirect(struct __sk_buff *skb) {
-    if (skb->len == 0) return SK_PASS;
+    if (skb->len == 0) return SK_DROP;
     __u64 cookie = bpf_get_socket_cookie(skb);
     return bpf_sk_redirect_hash(skb, &sluice_peers, &cookie, 0);
 }
