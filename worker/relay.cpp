@@ -139,6 +139,33 @@ int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direct
     }
 }
 
+// Watches a connection for the moment the kernel relay may take it over
+// (RelayOptions::hand_over_after_exchange).
+class HandOverWatch {
+public:
+    // Called after each round of pumps (the client's direction pumped first): true once the
+    // client spoke, then the target, then the client again, nothing read is left unwritten,
+    // neither side ended, and neither socket holds unread bytes.
+    bool ready(const Direction& to_target, const Direction& to_client) {
+        if (to_target.moved > moved_to_target_) {
+            exchanged_ = exchanged_ || last_speaker_ == Side::target;
+            last_speaker_ = Side::client;
+        }
+        if (to_client.moved > moved_to_client_) last_speaker_ = Side::target;
+        moved_to_target_ = to_target.moved;
+        moved_to_client_ = to_client.moved;
+        return exchanged_ && to_target.pending == 0 && to_client.pending == 0 &&
+               !to_target.finished && !to_client.finished && unread(to_target.from) == 0 &&
+               unread(to_client.from) == 0;
+    }
+
+private:
+    Side last_speaker_ = Side::none;
+    bool exchanged_ = false;
+    uint64_t moved_to_target_ = 0;
+    uint64_t moved_to_client_ = 0;
+};
+
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
@@ -148,11 +175,7 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
     to_target.counter = options.counters.to_target;
     to_client.counter = options.counters.to_client;
     const std::chrono::milliseconds idle_timeout = options.idle_timeout;
-    // For the hand-over: who moved bytes last, and whether the client spoke after the target.
-    Side last_speaker = Side::none;
-    bool exchanged = false;
-    uint64_t moved_to_target = 0;
-    uint64_t moved_to_client = 0;
+    HandOverWatch hand_over;
     bool target_finished_first = false;
     RelayResult result;
     pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};  // [0] the client, [1] the target
@@ -176,21 +199,9 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         }
         if (to_client.finished && !to_target.finished) target_finished_first = true;
         if (to_target.done() && to_client.done()) break;
-        if (options.hand_over_after_exchange) {
-            // In the order the two pumps ran: the client's bytes first.
-            if (to_target.moved > moved_to_target) {
-                exchanged = exchanged || last_speaker == Side::target;
-                last_speaker = Side::client;
-            }
-            if (to_client.moved > moved_to_client) last_speaker = Side::target;
-            moved_to_target = to_target.moved;
-            moved_to_client = to_client.moved;
-            if (exchanged && to_target.pending == 0 && to_client.pending == 0 &&
-                !to_target.finished && !to_client.finished && unread(client) == 0 &&
-                unread(target) == 0) {
-                result.end = RelayEnd::handed_over;
-                break;
-            }
+        if (options.hand_over_after_exchange && hand_over.ready(to_target, to_client)) {
+            result.end = RelayEnd::handed_over;
+            break;
         }
 
         if (wait_for_progress(fds, to_target, to_client, idle_timeout) == 0) {
