@@ -53,7 +53,9 @@ int KernelRelayMaps::insert(int a, int b, bool* a_was_relayed) const {
         err = update(relayed, key_b, b);
     }
     if (err != 0) {
-        remove(a, b);
+        // With `a` relayed, bytes it received may wait in `b`'s queue: the caller removes
+        // the pair once they are out (removing `b` now would drop them).
+        if (a_was_relayed == nullptr || !*a_was_relayed) remove(a, b);
         return err;
     }
     // Setting SO_RCVLOWAT runs the socket's data-ready path, which is now the program's: what
@@ -216,7 +218,6 @@ Outcome wait_for_ends(Half& to_target, Half& to_client, int client, int target,
             {client, static_cast<short>(to_target.finished ? 0 : POLLRDHUP), 0},
             {target, static_cast<short>(to_client.finished ? 0 : POLLRDHUP), 0},
         };
-        if (to_target.finished && to_client.finished) fds[0].fd = fds[1].fd = -1;
         bool due = false;
         const int timeout = idle_wait_ms(client, target, idle_timeout, due);
         if (due) return Outcome::idle;
@@ -263,9 +264,11 @@ bool relay_in_kernel(const KernelRelay& relay, int client, int target,
     if (maps.insert(client, target, &client_relayed) != 0) {
         // The client was relayed for a moment: what it sent meanwhile goes out of the target
         // before the user relay may write there.
-        if (client_relayed &&
-            wait_delivered(to_target, client, target, idle_timeout) == Outcome::going)
-            result.bytes_to_target += to_target.moved();
+        if (client_relayed) {
+            if (wait_delivered(to_target, client, target, idle_timeout) == Outcome::going)
+                result.bytes_to_target += to_target.moved();
+            maps.remove(client, target);
+        }
         return false;
     }
     bool target_finished_first = false;
