@@ -405,18 +405,19 @@ std::string relay_line() {
     return std::string("relay = \"") + relay + "\"\n";
 }
 
-bool kernel_relay_missing() {
-    static const bool missing = [] {
-        const char* relay = std::getenv("SLUICE_TEST_RELAY");
-        if (relay == nullptr || std::string(relay) != "kernel") return false;
+bool kernel_relay_loads() {
+    static const bool loads = [] {
         TempDir dir;
         const std::string config =
             dir.write("check.toml", "relay = \"kernel\"\n[[targets]]\naddress = \"127.0.0.1:1\"\n");
-        const std::string command =
-            std::string(SLUICE_BIN) + " --check --config " + config + " >/dev/null 2>&1";
-        return std::system(command.c_str()) != 0;
+        return run_command({SLUICE_BIN, "--check", "--config", config}).exit_code == 0;
     }();
-    return missing;
+    return loads;
+}
+
+bool kernel_relay_missing() {
+    const char* relay = std::getenv("SLUICE_TEST_RELAY");
+    return relay != nullptr && std::string(relay) == "kernel" && !kernel_relay_loads();
 }
 
 }  // namespace sluice::test

@@ -93,7 +93,7 @@ protected:
     std::string listen_host_ = "127.0.0.1";  // "[::1]" for IPv6
     bool with_admin_ = false;                // config_text() adds admin = "127.0.0.1:0"
     uint16_t admin_port_ = 0;                // the admin listener's port, when there is one
-    std::string extra_top_;                  // more top-level keys
+    std::string extra_top_;  // more top-level keys; a `relay` here overrides SLUICE_TEST_RELAY
     std::chrono::milliseconds interval_ = kHealthInterval;
     std::string extra_targets_;         // more [[targets]] tables
     std::vector<std::string> wrapper_;  // a command that runs sluice (e.g. in a namespace)
