@@ -247,7 +247,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     const auto accepted = std::chrono::steady_clock::now();
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
-    Candidates candidates;
+    Candidates& candidates = buffers.start_candidates();
     ConnectOutcome outcome = pick_and_connect(context, candidates);
     if (!outcome.target)
         return turn_away(client, peer, context, outcome, candidates, buffers, accepted);

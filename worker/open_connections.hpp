@@ -80,7 +80,7 @@ public:
 
     OpenConnections() = default;
     // Frees the entries: only once no thread holds one (a worker never destroys its
-    // registry, whose threads are detached; a test does, after its threads are done).
+    // registry: nothing waits for its threads to end; a test does, after they are done).
     ~OpenConnections();
     OpenConnections(const OpenConnections&) = delete;
     OpenConnections& operator=(const OpenConnections&) = delete;
