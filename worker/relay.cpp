@@ -144,8 +144,8 @@ int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direct
 class HandOverWatch {
 public:
     // Called after each round of pumps (the client's direction pumped first): true once the
-    // client spoke, then the target, then the client again, nothing read is left unwritten,
-    // neither side ended, and neither socket holds unread bytes.
+    // client speaks again after the target spoke (an answer, or a greeting), nothing read is left
+    // unwritten, neither side ended, and neither socket holds unread bytes.
     bool ready(const Direction& to_target, const Direction& to_client) {
         if (to_target.moved > moved_to_target_) {
             exchanged_ = exchanged_ || last_speaker_ == Side::target;

@@ -42,8 +42,8 @@ struct RelayOptions {
     // wait (2^31 ms).
     std::chrono::milliseconds idle_timeout{};
     // Stop with RelayEnd::handed_over once the connection has carried one exchange (the
-    // client spoke, then the target, then the client again) and every byte read has been
-    // written, neither side having ended: the rest can go to the kernel relay.
+    // client speaks again after the target spoke: after an answer, or after a greeting) and every
+    // byte read has been written, neither side having ended: the rest can go to the kernel relay.
     bool hand_over_after_exchange = false;
 };
 
