@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Where a balancer's time goes under the keep-alive scenario: perf stat (task clock, context
 # switches, system calls) and perf record (call graphs) attached to its processes while wrk
-# runs. KIND=haproxy or nginx profiles those instead of sluice, for comparison.
+# runs. KIND is a bench/lib.sh balancer: sluice-user (the default), sluice-kernel or
+# sluice-auto (the kernel relay's work is in softirq and kworkers, outside these processes:
+# perf attached to them misses it), haproxy, haproxy-splice or nginx, for comparison.
 # Needs sluice built (bench/run.sh does it) and, as root, `apt-get install linux-perf`.
 #
-#   bash bench/profile.sh   # environment: KIND (sluice), WORKERS (2), CONNS (64), DURATION (4)
+#   bash bench/profile.sh   # environment: KIND (sluice-user), WORKERS (2), CONNS (64),
+#                           # DURATION (4)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 PY=${PYTHON:-/usr/bin/python3}
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/${BUILD_DIR:-build}/master/sluice}
-KIND=${KIND:-sluice} WORKERS=${WORKERS:-2} CONNS=${CONNS:-64} DURATION=${DURATION:-4}
+KIND=${KIND:-sluice-user} WORKERS=${WORKERS:-2} CONNS=${CONNS:-64} DURATION=${DURATION:-4}
 source "$BENCH_DIR/lib.sh"
 command -v perf >/dev/null || die "perf is missing: apt-get install linux-perf"
 [[ -x $SLUICE_BIN ]] || die "no sluice binary at $SLUICE_BIN (run bash scripts/build.sh sluice)"

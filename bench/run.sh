@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The sluice benchmark: sluice against HAProxy and nginx stream (and direct to a backend),
-# all on this machine. On a fresh Debian 12, as root:
+# The sluice benchmark: sluice, in each of its relays (user, kernel, auto), against HAProxy
+# and nginx stream (and direct to a backend), all on this machine. On a fresh Debian 12, as
+# root:
 #
 #   bash bench/run.sh            # full run: writes bench/RESULTS.md, results.png, results.json
+#                                # (about half an hour)
 #   bash bench/run.sh --smoke    # one short round with small counts (CI): proves the harness
 #                                # works, asserts no timing; output in $BENCH_OUT or a tmp dir
 #
-# Settings (environment): BENCH_WORKERS ("1 2"; smoke: "2"), BENCH_ROUNDS (5),
+# Scenarios (wrk, 2 threads): keep-alive with 64 and 1000 connections, a new connection per
+# request with 32, keep-alive with 4 (low concurrency: latency), bulk (1 MiB responses,
+# keep-alive, 8 connections; also through HAProxy with `option splice-response`). Besides
+# each balancer's own CPU per request, the whole machine's (/proc/stat) per request.
+#
+# Settings (environment): BENCH_WORKERS ("1 2"; smoke: "2"), BENCH_RELAYS (the sluice relays
+# to run, each as its own balancer: "user kernel auto"), BENCH_ROUNDS (5),
 # BENCH_DURATION (seconds per wrk run: 4), BENCH_HELD (2000), BENCH_HELD_BIG (9000, held with
 # N=2 only; 0 to skip), BENCH_HAPROXY_CHECK (0; 1 adds `check` to HAProxy's servers),
 # BENCH_OUT (where the results go), SLUICE_BIN (use this binary instead of building),
@@ -40,17 +48,43 @@ else
   HELD=${BENCH_HELD:-2000} HELD_BIG=${BENCH_HELD_BIG:-9000}
   OUT=${BENCH_OUT:-$BENCH_DIR}
 fi
-SCENARIOS=(keepalive close many)
-BALANCERS=(sluice haproxy nginx)
+C_LOW=4 C_BULK=8
+RELAYS=${BENCH_RELAYS:-user kernel auto}
+SCENARIOS=(keepalive close many low bulk)
+SLUICES=()  # sluice-RELAY: one balancer per relay
+for relay in $RELAYS; do
+  case $relay in
+    user | kernel | auto)
+      [[ " ${SLUICES[*]} " == *" sluice-$relay "* ]] || SLUICES+=("sluice-$relay") ;;
+    *) die "BENCH_RELAYS: unknown relay '$relay' (user, kernel or auto)" ;;
+  esac
+done
+((${#SLUICES[@]})) || die "BENCH_RELAYS is empty"
+# haproxy-splice: HAProxy with `option splice-response`; it runs the bulk scenario only
+# (see scenario_targets): small responses are not what splicing is for.
+BALANCERS=("${SLUICES[@]}" haproxy haproxy-splice nginx)
+HELD_KINDS=("${SLUICES[@]}" haproxy nginx)
 
-# wrk's arguments for one scenario, into ARGS.
+# wrk's arguments for one scenario into ARGS, the path it fetches into URL_PATH.
 scenario_args() {
+  URL_PATH=/
   case $1 in
     keepalive) ARGS=(-t2 -c"$C_KEEPALIVE") ;;
     close) ARGS=(-t2 -c"$C_CLOSE" -H 'Connection: close') ;;
     many) ARGS=(-t2 -c"$C_MANY") ;;
+    low) ARGS=(-t2 -c"$C_LOW") ;;
+    bulk) ARGS=(-t2 -c"$C_BULK") URL_PATH=$BULK_PATH ;;
   esac
   ARGS+=(-d"${DURATION}s")
+}
+
+# What one scenario runs on, into TARGETS: direct, then the balancers.
+scenario_targets() {
+  local kind
+  TARGETS=(direct)
+  for kind in "${BALANCERS[@]}"; do
+    if [[ $kind != haproxy-splice || $1 == bulk ]]; then TARGETS+=("$kind"); fi
+  done
 }
 
 # --- what it needs: Debian packages, sluice -------------------------------------------------
@@ -117,7 +151,7 @@ start_backend "$BACKEND2"
 declare -A PID PORT  # [kind-N] of each running balancer
 start_all_balancers() {
   local n kind ports i=0
-  read -r -a ports < <(free_ports $((3 * $(wc -w <<<"$WORKERS_LIST"))))
+  read -r -a ports < <(free_ports $((${#BALANCERS[@]} * $(wc -w <<<"$WORKERS_LIST"))))
   for n in $WORKERS_LIST; do
     for kind in "${BALANCERS[@]}"; do
       PORT[$kind-$n]=${ports[i++]}
@@ -134,12 +168,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for n in $WORKERS_LIST; do
     for scenario in "${SCENARIOS[@]}"; do
       scenario_args "$scenario"
-      for target in direct "${BALANCERS[@]}"; do
+      scenario_targets "$scenario"
+      for target in "${TARGETS[@]}"; do
         if [[ $target == direct ]]; then pid=$DIRECT_PID port=$BACKEND1
         else pid=${PID[$target-$n]} port=${PORT[$target-$n]}; fi
         kill -0 "$pid" 2>/dev/null || die "$target (N=$n) is gone: see $WORK/*.log"
         log "round $round/$ROUNDS N=$n $scenario $target"
-        run_wrk "$WORK/wrk/$n-$scenario-$target-$round.txt" "$pid" "$port" "${ARGS[@]}"
+        run_wrk "$WORK/wrk/$n-$scenario-$target-$round.txt" "$pid" \
+          "http://127.0.0.1:$port$URL_PATH" "${ARGS[@]}"
         sleep "$PAUSE"
       done
     done
@@ -149,7 +185,7 @@ for n in $WORKERS_LIST; do
   for kind in "${BALANCERS[@]}"; do stop "${PID[$kind-$n]}"; done
 done
 
-# --- held connections: each balancer freshly started -------------------------------------------
+# --- held connections: each balancer freshly started (HAProxy once: splicing is moot here) ----
 held_run() {
   local kind=$1 n=$2 count=$3 port
   port=$(free_ports 1)
@@ -163,23 +199,23 @@ held_run() {
   sleep "$PAUSE"
 }
 for n in $WORKERS_LIST; do
-  for kind in "${BALANCERS[@]}"; do held_run "$kind" "$n" "$HELD"; done
+  for kind in "${HELD_KINDS[@]}"; do held_run "$kind" "$n" "$HELD"; done
 done
 if ((HELD_BIG > 0)) && [[ " $WORKERS_LIST " == *" 2 "* ]]; then
-  for kind in "${BALANCERS[@]}"; do held_run "$kind" 2 "$HELD_BIG"; done
+  for kind in "${HELD_KINDS[@]}"; do held_run "$kind" 2 "$HELD_BIG"; done
 fi
 
 # --- report ---------------------------------------------------------------------------------
 stop_all
 command="bash bench/run.sh"
 if ((smoke)); then command+=" --smoke"; fi
-for v in BENCH_WORKERS BENCH_ROUNDS BENCH_DURATION BENCH_HELD BENCH_HELD_BIG BENCH_HAPROXY_CHECK \
-  BENCH_NICE; do
+for v in BENCH_WORKERS BENCH_RELAYS BENCH_ROUNDS BENCH_DURATION BENCH_HELD BENCH_HELD_BIG \
+  BENCH_HAPROXY_CHECK BENCH_NICE; do
   if [[ -n ${!v:-} ]]; then command="$v=\"${!v}\" $command"; fi
 done
 BENCH_COMMAND=$command BENCH_SMOKE=$smoke BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION \
   BENCH_SCENARIOS="${SCENARIOS[*]}" BENCH_C_KEEPALIVE=$C_KEEPALIVE BENCH_C_CLOSE=$C_CLOSE \
-  BENCH_C_MANY=$C_MANY SLUICE_BIN=$SLUICE_BIN BENCH_LOAD_START=$BENCH_LOAD_START \
-  BENCH_DATE=$BENCH_DATE \
+  BENCH_C_MANY=$C_MANY BENCH_C_LOW=$C_LOW BENCH_C_BULK=$C_BULK SLUICE_BIN=$SLUICE_BIN \
+  BENCH_LOAD_START=$BENCH_LOAD_START BENCH_DATE=$BENCH_DATE \
   "$PY" "$BENCH_DIR/report.py" "$WORK" "$OUT"
 log "results: $OUT/RESULTS.md, $OUT/results.png, $OUT/results.json"

@@ -43,6 +43,9 @@ struct HealthCheckConfig {
 enum class Algorithm { round_robin, least_connections, random_two };
 enum class NoTargetReply { http_503, close };
 enum class ProxyProtocol { none, v1, v2 };
+// How bytes move between a client and its target: `automatic` is the kernel relay where it
+// loads (each connection handed over after its first exchange), else the user relay.
+enum class RelayMode { automatic, kernel, user };
 
 struct TargetConfig {
     std::string address;                // as written, e.g. "http-api-1:8001"; the target's name
@@ -66,6 +69,7 @@ struct Config {
     Millis queue_timeout{0};      // wait for a target below its max_connections; 0: do not wait
     Millis slow_start{0};         // the default of every target's slow_start
     Millis idle_timeout{600000};  // a connection with no byte either way this long ends; 0: never
+    RelayMode relay = RelayMode::automatic;
     std::optional<uint64_t> max_connections;  // across all workers; unset: the open-file limit
     Millis drain_timeout{30000};              // old workers finish their connections after a reload
     Millis shutdown_timeout{10000};           // connections finish after SIGTERM/SIGINT

@@ -408,6 +408,9 @@ void read_top_level(const TableReader& reader, Config& config) {
     config.on_no_target = reader.choice<NoTargetReply>(
         "on_no_target", NoTargetReply::http_503,
         {{"http_503", NoTargetReply::http_503}, {"close", NoTargetReply::close}});
+    config.relay = reader.choice<RelayMode>(
+        "relay", RelayMode::automatic,
+        {{"auto", RelayMode::automatic}, {"kernel", RelayMode::kernel}, {"user", RelayMode::user}});
     if (reader.find("max_connections")) {
         int cap = 0;
         reader.integer("max_connections", cap, 1, 10'000'000);
@@ -426,10 +429,10 @@ Config build(const Value& root, const std::string& file) {
     config.path = file;
     const TableReader reader(
         file, root, "the top level",
-        {"listen", "workers", "connect_timeout", "idle_timeout", "max_connections", "drain_timeout",
-         "algorithm", "on_no_target", "queue_timeout", "slow_start", "shutdown_timeout", "user",
-         "group", "admin", "admin_allow_remote", "admin_token_file", "log_level", "health_check",
-         "targets"});
+        {"listen",           "workers",   "connect_timeout", "idle_timeout",  "max_connections",
+         "drain_timeout",    "algorithm", "on_no_target",    "queue_timeout", "slow_start",
+         "shutdown_timeout", "user",      "group",           "admin",         "admin_allow_remote",
+         "admin_token_file", "log_level", "health_check",    "relay",         "targets"});
     read_top_level(reader, config);
     read_identity(reader, config);
     read_admin(reader, config);

@@ -23,6 +23,7 @@
 #include "conf/loader.hpp"
 #include "master/cli.hpp"
 #include "master/listeners.hpp"
+#include "master/relay_setup.hpp"
 #include "master/supervisor.hpp"
 #include "master/task_budget.hpp"
 
@@ -89,6 +90,13 @@ int serve(const CliOptions& cli, Config config) {
         task_budget ? threads_per_worker(*task_budget, workers, config.targets.size()) : SIZE_MAX;
     const size_t max_connections = std::min(fd_cap, task_cap);
     prepare_signals();
+    RelaySetup relays;
+    try {
+        relays.prepare(config);
+    } catch (const std::runtime_error& e) {
+        LOG_ERROR("%s", e.what());
+        return kExitFailure;
+    }
     Listeners listeners;
     try {
         listeners = open_listeners(config, nullptr);
@@ -98,12 +106,12 @@ int serve(const CliOptions& cli, Config config) {
     }
     LOG_NOTICE(
         "sluice %s listening on %s: %u worker(s), %zu target(s), up to %zu connections "
-        "per worker (open files allow %zu; task limits: %s, allow %s)",
+        "per worker (open files allow %zu; task limits: %s, allow %s); relay: %s",
         SLUICE_VERSION, net::local_endpoint(listeners.traffic.get()).to_string().c_str(), workers,
         config.targets.size(), max_connections, fd_cap, tasks.describe().c_str(),
-        task_budget ? std::to_string(task_cap).c_str() : "any");
+        task_budget ? std::to_string(task_cap).c_str() : "any", relays.describe(config).c_str());
     Supervisor supervisor(cli.config_path, cli.workers, fd_cap, task_budget, std::move(listeners),
-                          make_generation(std::move(config), workers, nullptr));
+                          make_generation(std::move(config), workers, nullptr), std::move(relays));
     return supervisor.run();
 }
 
@@ -118,6 +126,15 @@ int run(int argc, char** argv) {
         return kExitFailure;
     }
     if (cli.check_only) {
+        // Like nginx -t: what would fail at start fails here (the kernel relay, if required).
+        if (config.relay == RelayMode::kernel) {
+            try {
+                RelaySetup().prepare(config);
+            } catch (const std::runtime_error& e) {
+                std::fprintf(stderr, "sluice: %s\n", e.what());
+                return kExitFailure;
+            }
+        }
         std::printf("OK\n");
         return kExitOk;
     }

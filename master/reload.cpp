@@ -52,6 +52,7 @@ void Supervisor::reload() {
     std::unique_ptr<Generation> next;
     try {
         Config config = load_config(config_path_);
+        relays_.prepare(config);
         const unsigned workers = worker_count(cli_workers_, config);
         // Numbers are never reused: a failed reload's generation may still be draining.
         const uint64_t number = std::max(last_number_, current_->number) + 1;

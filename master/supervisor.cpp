@@ -77,12 +77,13 @@ bool Supervisor::gives_up_on(bool is_checker, int wait_status) {
 
 Supervisor::Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
                        size_t max_connections_per_worker, std::optional<uint64_t> task_budget,
-                       Listeners listeners, std::unique_ptr<Generation> first)
+                       Listeners listeners, std::unique_ptr<Generation> first, RelaySetup relays)
     : config_path_(std::move(config_path)),
       cli_workers_(cli_workers),
       max_connections_per_worker_(max_connections_per_worker),
       task_budget_(task_budget),
       listeners_(std::move(listeners)),
+      relays_(std::move(relays)),
       current_(std::move(first)),
       master_pid_(getpid()) {}
 
@@ -165,7 +166,8 @@ void Supervisor::run_child(const Child& child) {
                    ? health::run_checker(generation.config, table)
                    : worker::run_worker(generation.config, table, ledger, kept.get(),
                                         connection_cap(generation),
-                                        static_cast<size_t>(child.index - 1), master_pid_);
+                                        static_cast<size_t>(child.index - 1), master_pid_,
+                                        relays_.for_workers(generation.config));
     } catch (const std::exception& e) {
         LOG_ERROR("cannot run: %s", e.what());
     }

@@ -29,6 +29,7 @@
 #include "master/counter_carry.hpp"
 #include "master/generation.hpp"
 #include "master/listeners.hpp"
+#include "master/relay_setup.hpp"
 #include "worker/worker.hpp"
 
 namespace sluice {
@@ -39,7 +40,7 @@ public:
     // `task_budget`: the tasks the children may run in all (task_budget.hpp), if limited.
     Supervisor(std::string config_path, std::optional<unsigned> cli_workers,
                size_t max_connections_per_worker, std::optional<uint64_t> task_budget,
-               Listeners listeners, std::unique_ptr<Generation> first);
+               Listeners listeners, std::unique_ptr<Generation> first, RelaySetup relays);
 
     // Starts every child and supervises until stopped; returns the master's exit code.
     // Must be called with the signals of signal_set() blocked.
@@ -142,6 +143,7 @@ private:
     const size_t max_connections_per_worker_;
     const std::optional<uint64_t> task_budget_;
     Listeners listeners_;
+    RelaySetup relays_;  // the kernel relay, once a config asked for it
     std::unique_ptr<Generation> current_;
     // Replaced generations whose processes still run: their segments stay mapped here until
     // the last one exits, so that what they count while draining is not lost.

@@ -9,6 +9,7 @@ packages=(
   libtoml11-dev
   nlohmann-json3-dev
   libcpp-httplib-dev  # spells-api, the demo backend
+  clang libbpf-dev  # the kernel relay: its BPF program (clang -target bpf) and loader
   libgtest-dev libgmock-dev
   curl
 )
@@ -17,7 +18,7 @@ if [[ "${1:-}" == "--test" ]]; then
     prometheus  # promtool checks /metrics
     chromium    # loads the admin page headless
     clang-format clang-tidy  # scripts/check-format.sh, scripts/check-tidy.sh
-    clang libclang-rt-14-dev  # scripts/fuzz.sh: clang++ and libFuzzer's runtime (-fsanitize=fuzzer)
+    libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer's runtime for clang++ (-fsanitize=fuzzer)
   )
 fi
 

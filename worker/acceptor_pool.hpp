@@ -11,14 +11,22 @@
 //
 // Cutting: each thread registers the connection it serves in `open_` (OpenConnections), so
 // that at a drain's deadline the worker can reset every connection still open.
+//
+// Memory: each thread runs in one mapping of the pool's own, which holds its stack, glibc's
+// thread descriptor and its ThreadBuffers, laid out so that a thread holding an idle
+// connection has two pages of it resident (acceptor_pool.cpp). A retired thread's mapping is
+// taken back once the thread is joined.
 
 #include <pthread.h>
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "worker/connection.hpp"
 #include "worker/open_connections.hpp"
@@ -28,8 +36,8 @@ namespace sluice::worker {
 struct PoolLimits {
     size_t max_threads = 1024;  // connections served at once by this process
     size_t initial_threads = 4;
-    size_t max_idle = 16;  // idle threads kept after a peak
-    size_t stack_size = 256 * 1024;
+    size_t max_idle = 16;            // idle threads kept after a peak (and as many spare mappings)
+    size_t stack_size = 256 * 1024;  // for frames, beyond what glibc keeps at the stack's top
 };
 
 class AcceptorPool {
@@ -55,18 +63,30 @@ public:
     // Connections being served right now (a cut one until its thread has logged it).
     size_t active() const { return active_.load(); }
 
+    // The process is about to exit and starts no thread again: detaches the retired threads
+    // not yet joined and makes threads that retire from now on detach themselves, so that
+    // none is left unjoined (ThreadSanitizer reports that as a leak). Their memory goes with
+    // the process.
+    void detach_retired();
+
     // Resets both sides of every connection being served, and of any accepted from now on;
     // each thread then logs its connection as cut for `why`. Returns how many were open.
     size_t cut_open_connections(StopReason why) { return open_.cut_all(why); }
 
 private:
-    static void* thread_main(void* self);
-    void run_thread();
+    class ThreadMemory;  // one thread's mapping: guard page, stack, descriptor, buffers
+
+    static void* thread_main(void* memory);
+    void run_thread(ThreadMemory& memory);
     bool spawn();
     void accept_failed(int error);
+    // Joins the retired threads that have exited and keeps or unmaps their mappings.
+    // Caller holds registry_mutex_.
+    void reap_retired();
 
     const int listen_fd_;
     const PoolLimits limits_;
+    const size_t stack_bytes_;  // given to each thread (ThreadMemory)
     const Handler handler_;
 
     std::atomic<bool> stopping_{false};
@@ -80,6 +100,11 @@ private:
 
     std::mutex registry_mutex_;  // process-local; taken per thread start/exit, never per read
     std::set<pthread_t> registry_;
+    // Under registry_mutex_: threads that retired (joinable, maybe still exiting) with their
+    // mappings, and mappings of joined threads kept for the next start (at most max_idle).
+    std::vector<std::pair<pthread_t, ThreadMemory*>> retired_;
+    std::vector<std::unique_ptr<ThreadMemory>> spare_;
+    bool detach_on_retire_ = false;  // under registry_mutex_; set by detach_retired()
 };
 
 }  // namespace sluice::worker

@@ -61,6 +61,7 @@ const char* end_name(const RelayResult& r, StopReason cut) {
         case RelayEnd::client_error:
         case RelayEnd::target_error: return "error";
         case RelayEnd::idle_timeout: return "timeout";
+        case RelayEnd::handed_over: break;  // never the end of a connection
     }
     return "error";
 }
@@ -168,6 +169,39 @@ void turn_away(int client, const net::Endpoint& peer, const WorkerContext& conte
     if (reply) reply_unavailable(client, buffers.to_client, sizeof buffers.to_client);
 }
 
+// Relays until the connection ends: in user space, in the kernel, or the first exchange in
+// user space and the rest in the kernel, as `relay` and the loaded kernel relay allow. A
+// connection the kernel cannot take goes on in user space. Byte counters as relay() keeps.
+RelayResult relay_connection(int client, int target, const WorkerContext& context,
+                             ThreadBuffers& buffers, TargetSlot& slot,
+                             const OpenConnections::Entry& connection) {
+    const KernelRelay* kernel = context.kernel_relay;
+    RelayOptions options;
+    options.counters = ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client};
+    options.idle_timeout = context.config.idle_timeout;
+    options.hand_over_after_exchange = kernel != nullptr;
+    RelayResult result;
+    if (kernel == nullptr || context.config.relay != RelayMode::kernel) {
+        result = relay(client, target, buffers.to_target, buffers.to_client, ThreadBuffers::kSize,
+                       options);
+        if (result.end != RelayEnd::handed_over) return result;
+    }
+    const RelayResult before = result;
+    const bool in_kernel =
+        relay_in_kernel(*kernel, client, target, context.config.idle_timeout, result, connection);
+    slot.bytes_to_target.fetch_add(result.bytes_to_target - before.bytes_to_target,
+                                   std::memory_order_relaxed);
+    slot.bytes_to_client.fetch_add(result.bytes_to_client - before.bytes_to_client,
+                                   std::memory_order_relaxed);
+    if (in_kernel) return result;
+    options.hand_over_after_exchange = false;
+    RelayResult rest =
+        relay(client, target, buffers.to_target, buffers.to_client, ThreadBuffers::kSize, options);
+    rest.bytes_to_target += result.bytes_to_target;
+    rest.bytes_to_client += result.bytes_to_client;
+    return rest;
+}
+
 }  // namespace
 
 int send_proxy_header(int client, const net::Endpoint& peer, const TargetConfig& target, int fd,
@@ -213,7 +247,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
     const auto accepted = std::chrono::steady_clock::now();
     SharedTable& table = context.table;
     table.connections.fetch_add(1, std::memory_order_relaxed);
-    Candidates candidates;
+    Candidates& candidates = buffers.start_candidates();
     ConnectOutcome outcome = pick_and_connect(context, candidates);
     if (!outcome.target)
         return turn_away(client, peer, context, outcome, candidates, buffers, accepted);
@@ -237,10 +271,7 @@ void serve_connection(int client, const net::Endpoint& peer, const WorkerContext
                  target.address.c_str(), std::strerror(err));
         end = "proxy_header";
     } else {
-        result =
-            relay(client, outcome.target.get(), buffers.to_target, buffers.to_client,
-                  ThreadBuffers::kSize, ByteCounters{&slot.bytes_to_target, &slot.bytes_to_client},
-                  context.config.idle_timeout);
+        result = relay_connection(client, outcome.target.get(), context, buffers, slot, connection);
     }
     const StopReason cut = connection.close();
     release(context, index);

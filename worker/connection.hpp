@@ -5,29 +5,59 @@
 // target to reach, the seed's 503 reply.
 
 #include <cstddef>
+#include <new>
 
 #include "common/net.hpp"
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
+#include "worker/kernel_relay.hpp"
 #include "worker/open_connections.hpp"
+#include "worker/selection.hpp"
 
 namespace sluice::worker {
 
-// Buffers owned by one connection thread, reused for every connection it serves.
+// The memory one connection thread works in, reused for every connection it serves: the
+// candidate list of the pick, then the relay's two buffers. The candidate list is needed only
+// until a target is connected, so it shares its storage with `to_target`, which the relay
+// overwrites: a connection that sends a few hundred bytes each way writes the first bytes
+// of to_target and of to_client, and nothing else here. The pool places the block
+// kPageOffset bytes into a page whose lower part the thread's descriptor fills
+// (acceptor_pool.cpp), so those first bytes of to_target cost no page of their own, and
+// to_client starts a page, so that a reply of up to 4 KiB touches one page.
 struct ThreadBuffers {
     static constexpr size_t kSize = 16 * 1024;
-    char to_target[kSize];
+    static constexpr size_t kPage = 4096;
+    static constexpr size_t kPageOffset = 3072;
+
+    union {
+        Candidates candidates;  // valid from start_candidates() until to_target is written
+        char to_target[kSize];
+    };
+
+    // Up to the next page boundary, where to_client starts (see above).
+    static constexpr size_t kFront = sizeof(Candidates) > kSize ? sizeof(Candidates) : kSize;
+    char unused_[(kPageOffset + kFront + kPage - 1) / kPage * kPage - kPageOffset - kFront];
     char to_client[kSize];
+
+    // Leaves every byte unwritten: a page costs memory only once something is written to it.
+    ThreadBuffers() {}
+
+    // An empty candidate list for a new connection, in place of whatever to_target held.
+    Candidates& start_candidates() { return *new (&candidates) Candidates; }
 };
+static_assert((ThreadBuffers::kPageOffset + offsetof(ThreadBuffers, to_client)) %
+                  ThreadBuffers::kPage ==
+              0);
 
 // What a worker's threads share: read-only config, the shared table, the load ledger (open
-// connections, across generations), and which worker this is (its column of
-// SharedTable::worker_active).
+// connections, across generations), which worker this is (its column of
+// SharedTable::worker_active), and the kernel relay's maps when connections may use them.
 struct WorkerContext {
     const Config& config;
     SharedTable& table;
     LoadLedger& ledger;
-    size_t worker_slot;  // 0-based, below kMaxWorkers
+    size_t worker_slot;                         // 0-based, below kMaxWorkers
+    const KernelRelay* kernel_relay = nullptr;  // null: the user relay only
 };
 
 // Serves `client` (a non-blocking accepted socket from `peer`) to the end, registering its

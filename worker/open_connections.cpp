@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/net.hpp"
+#include "worker/kernel_relay.hpp"
 
 namespace sluice::worker {
 
@@ -58,14 +59,29 @@ StopReason OpenConnections::Entry::close() {
     }
 }
 
+bool OpenConnections::Entry::was_cut(WrittenAtCut& written) const {
+    uint32_t state = state_.load();
+    while (state == kCutting) {
+        std::this_thread::yield();
+        state = state_.load();
+    }
+    if (state != kCut) return false;
+    written = {cut_client_written_, cut_target_written_};
+    return true;
+}
+
 bool OpenConnections::Entry::cut(StopReason why) {
     uint32_t open = kOpen;
     if (!state_.compare_exchange_strong(open, kCutting)) return false;
     // The owner cannot close its sockets until the state leaves kCutting: these numbers
     // still name this connection's sockets.
     reason_.store(static_cast<int>(why));
-    reset_connection(client_.load());
-    if (const int target = target_.load(); target >= 0) reset_connection(target);
+    const int client = client_.load();
+    const int target = target_.load();
+    cut_client_written_ = bytes_written(client);
+    cut_target_written_ = target >= 0 ? bytes_written(target) : 0;
+    reset_connection(client);
+    if (target >= 0) reset_connection(target);
     state_.store(kCut);
     return true;
 }

@@ -35,6 +35,14 @@ const char* cut_end_name(StopReason reason);
 // returns.
 void reset_connection(int fd);
 
+// What a cut connection's sockets had been given to send when the cut came (bytes written:
+// acknowledged plus queued), read by the cutter just before it resets them: a reset zeroes a
+// socket's counters, and the kernel relay has no other count of the bytes it moved.
+struct WrittenAtCut {
+    uint64_t client = 0;
+    uint64_t target = 0;
+};
+
 class OpenConnections {
 public:
     class Entry {
@@ -49,6 +57,9 @@ public:
         // was cut (the stop reason) or not (none). If a cut of this entry is under way, waits
         // for it, so the caller may close the sockets as soon as this returns. Idempotent.
         StopReason close();
+        // Whether the connection was cut, without forgetting it as close() does (waits for a
+        // cut under way to finish), and then what its sockets had been written.
+        bool was_cut(WrittenAtCut& written) const;
 
     private:
         friend class OpenConnections;
@@ -61,12 +72,15 @@ public:
         std::atomic<int> target_{-1};
         std::atomic<int> reason_{0};
         std::atomic<bool> owned_{true};
+        // Written by the cutter while kCutting, read by the owner after it saw kCut.
+        uint64_t cut_client_written_ = 0;
+        uint64_t cut_target_written_ = 0;
         Entry* next_ = nullptr;  // set before the entry is published, never changed
     };
 
     OpenConnections() = default;
     // Frees the entries: only once no thread holds one (a worker never destroys its
-    // registry, whose threads are detached; a test does, after its threads are done).
+    // registry: nothing waits for its threads to end; a test does, after they are done).
     ~OpenConnections();
     OpenConnections(const OpenConnections&) = delete;
     OpenConnections& operator=(const OpenConnections&) = delete;

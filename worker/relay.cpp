@@ -1,6 +1,7 @@
 #include "worker/relay.hpp"
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -101,6 +102,15 @@ struct Direction {
     static constexpr uint64_t kFlushBytes = 1 << 20;
 };
 
+// Bytes received on `fd` and not yet read. The hand-over waits for none on either side: the
+// kernel relay's program is given whole segments, so the rest of one that a recv() read in
+// part would be sent again (the kernel's tcp_read_skb() does not skip what was read).
+// Segments that arrive after this look are whole.
+int unread(int fd) {
+    int bytes = 0;
+    return ::ioctl(fd, FIONREAD, &bytes) == 0 ? bytes : 1;
+}
+
 // Cuts a side with a reset when the relay ends: a failure to set it would be a bug.
 void make_close_reset(int fd) { SLUICE_CHECK(net::reset_on_close(fd) == 0); }
 
@@ -129,15 +139,43 @@ int wait_for_progress(pollfd (&fds)[2], const Direction& to_target, const Direct
     }
 }
 
+// Watches a connection for the moment the kernel relay may take it over
+// (RelayOptions::hand_over_after_exchange).
+class HandOverWatch {
+public:
+    // Called after each round of pumps (the client's direction pumped first): true once the
+    // client speaks again after the target spoke (an answer, or a greeting), nothing read is left
+    // unwritten, neither side ended, and neither socket holds unread bytes.
+    bool ready(const Direction& to_target, const Direction& to_client) {
+        if (to_target.moved > moved_to_target_) {
+            exchanged_ = exchanged_ || last_speaker_ == Side::target;
+            last_speaker_ = Side::client;
+        }
+        if (to_client.moved > moved_to_client_) last_speaker_ = Side::target;
+        moved_to_target_ = to_target.moved;
+        moved_to_client_ = to_client.moved;
+        return exchanged_ && to_target.pending == 0 && to_client.pending == 0 &&
+               !to_target.finished && !to_client.finished && unread(to_target.from) == 0 &&
+               unread(to_client.from) == 0;
+    }
+
+private:
+    Side last_speaker_ = Side::none;
+    bool exchanged_ = false;
+    uint64_t moved_to_target_ = 0;
+    uint64_t moved_to_client_ = 0;
+};
+
 }  // namespace
 
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters,
-                  std::chrono::milliseconds idle_timeout) {
+                  size_t buffer_size, const RelayOptions& options) {
     Direction to_target{client, target, Side::client, Side::target, buffer_to_target, buffer_size};
     Direction to_client{target, client, Side::target, Side::client, buffer_to_client, buffer_size};
-    to_target.counter = counters.to_target;
-    to_client.counter = counters.to_client;
+    to_target.counter = options.counters.to_target;
+    to_client.counter = options.counters.to_client;
+    const std::chrono::milliseconds idle_timeout = options.idle_timeout;
+    HandOverWatch hand_over;
     bool target_finished_first = false;
     RelayResult result;
     pollfd fds[2] = {{client, 0, 0}, {target, 0, 0}};  // [0] the client, [1] the target
@@ -161,6 +199,10 @@ RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_t
         }
         if (to_client.finished && !to_target.finished) target_finished_first = true;
         if (to_target.done() && to_client.done()) break;
+        if (options.hand_over_after_exchange && hand_over.ready(to_target, to_client)) {
+            result.end = RelayEnd::handed_over;
+            break;
+        }
 
         if (wait_for_progress(fds, to_target, to_client, idle_timeout) == 0) {
             // Idle too long: cut both sides.

@@ -19,6 +19,7 @@ enum class RelayEnd {
     client_error,  // the client reset or failed
     target_error,  // the target reset or failed
     idle_timeout,  // no byte moved either way for the idle timeout
+    handed_over,   // stopped for the kernel relay (RelayOptions::hand_over_after_exchange)
 };
 
 struct RelayResult {
@@ -35,11 +36,20 @@ struct ByteCounters {
     std::atomic<uint64_t>* to_client = nullptr;
 };
 
-// Both sockets must be non-blocking. The caller still owns and closes them.
-// `idle_timeout` 0 (or less): no idle timeout. Any length is honoured, also past what one
-// poll() can wait (2^31 ms).
+struct RelayOptions {
+    ByteCounters counters;
+    // 0 (or less): no idle timeout. Any length is honoured, also past what one poll() can
+    // wait (2^31 ms).
+    std::chrono::milliseconds idle_timeout{};
+    // Stop with RelayEnd::handed_over once the connection has carried one exchange (the
+    // client speaks again after the target spoke: after an answer, or after a greeting) and every
+    // byte read has been written, neither side having ended: the rest can go to the kernel relay.
+    bool hand_over_after_exchange = false;
+};
+
+// Both sockets must be non-blocking. The caller still owns and closes them. After
+// RelayEnd::handed_over, calling relay() again on the same pair goes on where it stopped.
 RelayResult relay(int client, int target, char* buffer_to_target, char* buffer_to_client,
-                  size_t buffer_size, ByteCounters counters = {},
-                  std::chrono::milliseconds idle_timeout = {});
+                  size_t buffer_size, const RelayOptions& options = {});
 
 }  // namespace sluice::worker

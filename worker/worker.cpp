@@ -77,11 +77,12 @@ void drain(AcceptorPool& pool, const Config& config, pid_t master, StopReason wh
 }  // namespace
 
 int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int listen_fd,
-               size_t max_connections, size_t worker_slot, pid_t master) {
-    // The pool's threads are detached and may still be finishing (or, after SIGQUIT,
-    // serving) when this returns and the process exits with _exit(): the context and the
-    // pool are therefore never destroyed, only left to the exit.
-    const auto* context = new WorkerContext{config, table, ledger, worker_slot};
+               size_t max_connections, size_t worker_slot, pid_t master,
+               const KernelRelay* kernel_relay) {
+    // The pool's threads may still be finishing (or, after SIGQUIT, serving) when this
+    // returns and the process exits with _exit(): the context and the pool are therefore
+    // never destroyed, only left to the exit.
+    const auto* context = new WorkerContext{config, table, ledger, worker_slot, kernel_relay};
     repair_active_counts(*context);
     PoolLimits limits;
     limits.max_threads = max_connections;
@@ -116,11 +117,13 @@ int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int
     ::close(listen_fd);
     if (signal_number == SIGQUIT) {  // at once: open connections are cut
         cut_and_finish(pool, why);
+        pool.detach_retired();
         return 0;
     }
     LOG_NOTICE("%s: stopped accepting; %zu connection(s) to finish", strsignal(signal_number),
                pool.active());
     drain(pool, config, master, why, signals);
+    pool.detach_retired();
     return 0;
 }
 

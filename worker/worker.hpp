@@ -8,6 +8,7 @@
 
 #include "common/shared_table.hpp"
 #include "conf/config.hpp"
+#include "worker/kernel_relay.hpp"
 #include "worker/open_connections.hpp"
 
 namespace sluice::worker {
@@ -20,8 +21,10 @@ namespace sluice::worker {
 // once. Returns the process exit code. `max_connections` caps the connections this process
 // serves at once (sized by the master from the open-file limit). `worker_slot` (0-based) is
 // this worker's number, stable across its respawns. `ledger` holds the open connections of
-// every generation (for max_connections).
+// every generation (for max_connections). `kernel_relay`: the kernel relay's maps, loaded by
+// the master, when the config's `relay` may use them; null for the user relay.
 int run_worker(const Config& config, SharedTable& table, LoadLedger& ledger, int listen_fd,
-               size_t max_connections, size_t worker_slot, pid_t master);
+               size_t max_connections, size_t worker_slot, pid_t master,
+               const KernelRelay* kernel_relay);
 
 }  // namespace sluice::worker

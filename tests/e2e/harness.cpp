@@ -399,4 +399,25 @@ long threads_of(pid_t pid) {
     return 0;
 }
 
+std::string relay_line() {
+    const char* relay = std::getenv("SLUICE_TEST_RELAY");
+    if (relay == nullptr || *relay == '\0') return "";
+    return std::string("relay = \"") + relay + "\"\n";
+}
+
+bool kernel_relay_loads() {
+    static const bool loads = [] {
+        TempDir dir;
+        const std::string config =
+            dir.write("check.toml", "relay = \"kernel\"\n[[targets]]\naddress = \"127.0.0.1:1\"\n");
+        return run_command({SLUICE_BIN, "--check", "--config", config}).exit_code == 0;
+    }();
+    return loads;
+}
+
+bool kernel_relay_missing() {
+    const char* relay = std::getenv("SLUICE_TEST_RELAY");
+    return relay != nullptr && std::string(relay) == "kernel" && !kernel_relay_loads();
+}
+
 }  // namespace sluice::test

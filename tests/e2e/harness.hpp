@@ -43,6 +43,22 @@ int listen_loopback(int backlog, uint16_t& port, const char* who);
 // send and receive on it (SO_SNDTIMEO, SO_RCVTIMEO); 0: they may block for ever.
 int connect_loopback(uint16_t port, std::chrono::milliseconds timeout = 0ms);
 
+// The relay the tests' sluice uses: SLUICE_TEST_RELAY ("user", "kernel" or "auto"; unset:
+// the config's default, "auto"). tests/CMakeLists.txt runs the suites that move bytes once
+// more with it set to "kernel". relay_line() is the config line for it, or "".
+std::string relay_line();
+// Whether the kernel relay can load here, whatever SLUICE_TEST_RELAY says: `sluice --check`
+// on a config with relay = "kernel" passes (it fails when not root, without sockmap...).
+// Asked once per test process.
+bool kernel_relay_loads();
+// True when SLUICE_TEST_RELAY asks for the kernel relay and this machine cannot load it
+// (kernel_relay_loads() is false): such a test is skipped, not failed.
+bool kernel_relay_missing();
+#define SKIP_IF_NO_KERNEL_RELAY()                   \
+    if (::sluice::test::kernel_relay_missing())     \
+    GTEST_SKIP() << "the kernel relay cannot load " \
+                    "here"
+
 // Polls `condition` every 10 ms until it holds or `timeout` passes; returns the last result.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 

@@ -277,7 +277,8 @@ protected:
             << load.last_failure() << "\n"
             << lines_with(sluice_->log(), "DOWN") << lines_with(sluice_->log(), "end=refused_all")
             << lines_with(sluice_->log(), "end=timeout")
-            << lines_with(sluice_->log(), "end=no_target");
+            << lines_with(sluice_->log(), "end=no_target")
+            << lines_with(sluice_->log(), "bytes_to_client=0 end=error");
     }
 
     void expect_back_to_baseline(const Usage& base) {

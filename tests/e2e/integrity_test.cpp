@@ -233,12 +233,14 @@ std::string conn_line(const std::string& log, uint16_t client_port) {
 }
 
 TEST(Integrity, EveryByteComesBackInOrderThroughSluice) {
+    SKIP_IF_NO_KERNEL_RELAY();
     EchoServer echo_a;
     EchoServer echo_b;
     TempDir dir;
     // No health_check_endpoint: the targets are checked with a plain TCP connect.
     const std::string config =
-        "listen = \"127.0.0.1:0\"\n\n[health_check]\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\n"
+        "listen = \"127.0.0.1:0\"\n" + relay_line() +
+        "\n[health_check]\ninterval = \"200ms\"\ntimeout = \"200ms\"\n\n"
         "[[targets]]\naddress = \"127.0.0.1:" +
         std::to_string(echo_a.port()) +
         "\"\n\n[[targets]]\naddress = \"127.0.0.1:" + std::to_string(echo_b.port()) + "\"\n";

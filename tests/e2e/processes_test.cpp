@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "sluice_fixture.hpp"
 
 namespace sluice::test {
@@ -101,15 +103,23 @@ TEST_F(SluiceTest, WorkersAndCheckerRunAsTheConfiguredUser) {
     start_backends(2);
     extra_top_ = "user = \"nobody\"\ngroup = \"nogroup\"\n";
     start_sluice(2);
-    std::vector<pid_t> children;
-    ASSERT_TRUE(wait_until([&] { return (children = children_of(sluice_->pid())).size() == 3; },
-                           kPatience));
     const uid_t nobody = getpwnam("nobody")->pw_uid;
     const gid_t nogroup = getgrnam("nogroup")->gr_gid;
     const std::string uids = std::to_string(nobody) + "\t" + std::to_string(nobody) + "\t" +
                              std::to_string(nobody) + "\t" + std::to_string(nobody);
     const std::string gids = std::to_string(nogroup) + "\t" + std::to_string(nogroup) + "\t" +
                              std::to_string(nogroup) + "\t" + std::to_string(nogroup);
+    // A child switches user right after its fork: wait until all three have (a loaded
+    // machine may show one that has just been forked, still root).
+    std::vector<pid_t> children;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            children = children_of(sluice_->pid());
+            return children.size() == 3 &&
+                   std::all_of(children.begin(), children.end(),
+                               [&](pid_t pid) { return id_line(pid, "Uid") == uids; });
+        },
+        kPatience));
     for (pid_t pid : children) {
         EXPECT_EQ(id_line(pid, "Uid"), uids) << pid;
         EXPECT_EQ(id_line(pid, "Gid"), gids) << pid;

@@ -61,8 +61,12 @@ void SluiceTest::stop_backend(Backend& backend) {
 }
 
 std::string SluiceTest::config_text(const std::vector<size_t>& only) const {
+    // A test that sets `relay` itself (in extra_top_) keeps it, whatever SLUICE_TEST_RELAY says.
+    const bool own_relay =
+        extra_top_.rfind("relay = ", 0) == 0 || extra_top_.find("\nrelay = ") != std::string::npos;
     std::string text = "listen = \"" + listen_host_ + ":0\"\n" +
-                       (with_admin_ ? "admin = \"127.0.0.1:0\"\n" : "") + extra_top_ +
+                       (with_admin_ ? "admin = \"127.0.0.1:0\"\n" : "") +
+                       (own_relay ? "" : relay_line()) + extra_top_ +
                        "\n[health_check]\ninterval = \"" + std::to_string(interval_.count()) +
                        "ms\"\ntimeout = \"" + std::to_string(kHealthTimeout.count()) + "ms\"\n";
     for (size_t i = 0; i < backends_.size(); ++i) {

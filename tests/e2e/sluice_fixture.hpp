@@ -38,6 +38,8 @@ protected:
     // anything in its log: its children exit with _exit(), so a report would not show
     // in their exit codes.
     void TearDown() override;
+    // Skips the test when it is to run on the kernel relay and the machine cannot load it.
+    void SetUp() override { SKIP_IF_NO_KERNEL_RELAY(); }
 
     // Starts `count` backends named api-1..api-N and waits until each answers /healthz.
     void start_backends(int count);
@@ -91,7 +93,7 @@ protected:
     std::string listen_host_ = "127.0.0.1";  // "[::1]" for IPv6
     bool with_admin_ = false;                // config_text() adds admin = "127.0.0.1:0"
     uint16_t admin_port_ = 0;                // the admin listener's port, when there is one
-    std::string extra_top_;                  // more top-level keys
+    std::string extra_top_;  // more top-level keys; a `relay` here overrides SLUICE_TEST_RELAY
     std::chrono::milliseconds interval_ = kHealthInterval;
     std::string extra_targets_;         // more [[targets]] tables
     std::vector<std::string> wrapper_;  // a command that runs sluice (e.g. in a namespace)
